@@ -1,0 +1,275 @@
+"""The MLOps maturity model, as data: the single source of truth of this template.
+
+copier.yml (`_exclude`, messages), every template file (through the context hook
+below), the template's own tests and the docs all read this module. Nothing else
+decides which level has which capability or which files.
+
+Paths are patterns in gitignore syntax over the *generated* project's paths, so
+`src/*/training/` means the `training` package whatever the package is called.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from typing import Any
+
+from jinja2 import Environment
+from jinja2.ext import Extension
+
+try:  # copier loads this file through copier-template-extensions; plain imports need not.
+    from copier_template_extensions import ContextHook
+except ImportError:  # pragma: no cover - the tests and docs import the model without copier
+    ContextHook = object  # type: ignore[assignment,misc]
+
+
+@dataclass(frozen=True)
+class Capability:
+    key: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Level:
+    number: int
+    name: str
+    summary: str
+    capabilities: tuple[Capability, ...]
+    # Paths this level adds to the project.
+    paths: tuple[str, ...]
+    # Paths of lower levels that this level replaces (removed from this level on).
+    retires: tuple[str, ...] = field(default=())
+
+    @property
+    def label(self) -> str:
+        return f"{self.number} - {self.name}"
+
+
+# Files every level has. Their content grows in stable, per-capability blocks.
+SHARED_PATHS: tuple[str, ...] = ("README.md", ".gitignore", ".copier-answers.yml")
+
+LEVELS: tuple[Level, ...] = (
+    Level(
+        number=0,
+        name="No MLOps",
+        summary="A notebook that explores the data, trains a model and saves it by hand.",
+        capabilities=(
+            Capability("notebook", "exploratory notebook"),
+            Capability("manual_training", "manual training and model file"),
+        ),
+        paths=(
+            "notebooks/",
+            "data/",
+            "models/",
+            "requirements.txt",
+        ),
+    ),
+    Level(
+        number=1,
+        name="DevOps, no MLOps",
+        summary="An installable, tested package with a CLI, linters, CI and a container image.",
+        capabilities=(
+            Capability("package", "installable package (src layout, uv)"),
+            Capability("data_contract", "data contract and validation"),
+            Capability("tests", "unit and end-to-end tests"),
+            Capability("ci_cd", "CI/CD workflows"),
+            Capability("containers", "container image"),
+        ),
+        paths=(
+            "pyproject.toml",
+            "Makefile",
+            ".python-version",
+            ".pre-commit-config.yaml",
+            ".dockerignore",
+            "Dockerfile",
+            ".github/workflows/ci.yml",
+            ".github/workflows/release.yml",
+            "src/*/__init__.py",
+            "src/*/__main__.py",
+            "src/*/py.typed",
+            "src/*/contract.py",
+            "src/*/synthetic.py",
+            "src/*/features.py",
+            "src/*/model.py",
+            "src/*/predict.py",
+            "src/*/cli.py",
+            "tests/conftest.py",
+            "tests/test_*.py",
+        ),
+        retires=("requirements.txt",),
+    ),
+    Level(
+        number=2,
+        name="Automated training",
+        summary="A tracked training pipeline that ends in a versioned model in a registry.",
+        capabilities=(
+            Capability("training_pipeline", "training pipeline (Prefect)"),
+            Capability("experiment_tracking", "experiment tracking (MLflow)"),
+            Capability("model_registry", "model registry with aliases"),
+        ),
+        paths=(
+            "configs/training.yaml",
+            "src/*/training/",
+            "tests/training/",
+        ),
+    ),
+    Level(
+        number=3,
+        name="Automated deployment",
+        summary="Served models with A/B testing, monitoring, batch scoring and gated promotion.",
+        capabilities=(
+            Capability("serving", "online serving (FastAPI)"),
+            Capability("ab_testing", "A/B testing of champion and challenger"),
+            Capability("monitoring", "monitoring (Evidently, Prometheus, Grafana)"),
+            Capability("batch_scoring", "batch scoring"),
+            Capability("gated_promotion", "gated champion/challenger promotion"),
+        ),
+        paths=(
+            "configs/serving.yaml",
+            "configs/monitoring.yaml",
+            "src/*/serving/",
+            "src/*/monitoring/",
+            "tests/serving/",
+            "tests/monitoring/",
+            "deploy/",
+            ".github/workflows/cd.yml",
+        ),
+    ),
+    Level(
+        number=4,
+        name="Full MLOps automation",
+        summary="Monitoring-triggered retraining, automatic promotion and live model swap.",
+        capabilities=(
+            Capability("automated_retraining", "monitoring-triggered retraining"),
+            Capability("automated_deployment", "automatic promotion and live model swap"),
+        ),
+        paths=(
+            "configs/retraining.yaml",
+            "src/*/automation/",
+            "tests/automation/",
+            ".github/workflows/retrain.yml",
+        ),
+    ),
+)
+
+LEVEL_NUMBERS: tuple[int, ...] = tuple(level.number for level in LEVELS)
+DEFAULT_LEVEL = 1
+
+
+def get_level(number: int) -> Level:
+    """Return the level `number`, with a clear error for anything else."""
+    for level in LEVELS:
+        if level.number == number:
+            return level
+    raise ValueError(f"level must be one of {list(LEVEL_NUMBERS)}, got {number!r}")
+
+
+def capabilities_at(number: int) -> list[Capability]:
+    """Every capability a project at `number` has (levels are cumulative)."""
+    return [cap for level in LEVELS[: get_level(number).number + 1] for cap in level.capabilities]
+
+
+def excluded_paths(number: int) -> list[str]:
+    """Patterns a project at `number` must not contain: higher levels' and retired paths."""
+    get_level(number)
+    above = [path for level in LEVELS if level.number > number for path in level.paths]
+    retired = [path for level in LEVELS if level.number <= number for path in level.retires]
+    return above + retired
+
+
+def _matches(path: str, pattern: str) -> bool:
+    """gitignore-style match for the patterns used above (anchored, `dir/` = subtree)."""
+    if pattern.endswith("/"):
+        return fnmatch(path + "/", pattern + "*") or fnmatch(path, pattern + "*")
+    return fnmatch(path, pattern) and path.count("/") == pattern.count("/")
+
+
+def owner_of(path: str) -> Level | None:
+    """The level that introduces generated `path` (None for shared files)."""
+    if path in SHARED_PATHS:
+        return None
+    for level in LEVELS:
+        if any(_matches(path, pattern) for pattern in level.paths):
+            return level
+    raise LookupError(f"{path!r} belongs to no level in extensions/maturity.py")
+
+
+def belongs_at(path: str, number: int) -> bool:
+    """Whether generated `path` is part of a project at level `number`."""
+    owner = owner_of(path)
+    if owner is not None and owner.number > number:
+        return False
+    return not any(
+        _matches(path, pattern)
+        for level in LEVELS
+        if level.number <= number
+        for pattern in level.retires
+    )
+
+
+def template_context(number: int) -> dict[str, Any]:
+    """What every template sees: the model, the chosen level, and `has_<capability>` flags."""
+    level = get_level(number)
+    have = {cap.key for cap in capabilities_at(number)}
+    flags = {f"has_{cap.key}": cap.key in have for lvl in LEVELS for cap in lvl.capabilities}
+    return {
+        "maturity_levels": LEVELS,
+        "maturity_level": level,
+        "next_maturity_level": LEVELS[number + 1] if number + 1 < len(LEVELS) else None,
+        "level_capabilities": capabilities_at(number),
+        "level_excluded_paths": "\n".join(excluded_paths(number)),
+        **flags,
+    }
+
+
+class MaturityContext(ContextHook):  # type: ignore[misc,valid-type]
+    """Copier context hook: exposes the model to copier.yml and every template."""
+
+    def hook(self, context: dict[str, Any]) -> None:
+        level = context.get("level")
+        if isinstance(level, int) and level in LEVEL_NUMBERS:
+            context.update(template_context(level))
+
+
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+SLUG_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+def to_identifier(text: str) -> str:
+    """`"Taxi Trip-Duration 2"` -> `"taxi_trip_duration_2"` (a default package name)."""
+    name = re.sub(r"[^0-9a-z]+", "_", text.lower()).strip("_")
+    return f"_{name}" if name[:1].isdigit() else name
+
+
+def is_package_name(text: str) -> bool:
+    """A lower-case Python identifier that is not a keyword."""
+    return text.isidentifier() and text == text.lower() and not keyword.iskeyword(text)
+
+
+class MaturityFilters(Extension):
+    """Jinja filters and tests for copier.yml's defaults and validators."""
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        environment.filters["to_identifier"] = to_identifier
+        # A quoted TOML/YAML-safe string: JSON string syntax is valid in both.
+        environment.filters["quoted"] = lambda text: json.dumps(str(text), ensure_ascii=False)
+        environment.tests["package_name"] = is_package_name
+        environment.tests["email"] = lambda text: bool(EMAIL_PATTERN.match(str(text)))
+        environment.tests["slug"] = lambda text: bool(SLUG_PATTERN.match(str(text)))
+
+
+def markdown_table() -> str:
+    """The maturity ladder as a Markdown table (README and docs embed it verbatim)."""
+    rows = ["| level | name | the project | capabilities added |", "|---|---|---|---|"]
+    for level in LEVELS:
+        adds = ", ".join(cap.label for cap in level.capabilities)
+        rows.append(f"| {level.number} | {level.name} | {level.summary} | {adds} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())
