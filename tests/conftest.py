@@ -89,7 +89,7 @@ def render(copie_session) -> Iterator[Render]:  # type: ignore[no-untyped-def]
             cache[key] = Path(result.project_dir)
         return cache[key]
 
-    yield _render
+    return _render
 
 
 @pytest.fixture

@@ -58,8 +58,11 @@ def test_excluded_paths_grow_as_the_level_falls() -> None:
 
 def test_template_context_flags_capabilities_cumulatively() -> None:
     level0, level1 = maturity.template_context(0), maturity.template_context(1)
-    assert level0["has_notebook"] and not level0["has_package"]
-    assert level1["has_notebook"] and level1["has_package"] and not level1["has_serving"]
+    assert level0["has_notebook"]
+    assert not level0["has_package"]
+    assert level1["has_notebook"]
+    assert level1["has_package"]
+    assert not level1["has_serving"]
     assert maturity.template_context(4)["next_maturity_level"] is None
 
 
