@@ -73,10 +73,12 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with its three subcommands."""
+    # The console script shows its own name; `python -m` would otherwise show "__main__.py".
+    prog = f"python -m {__package__}" if sys.argv[0].endswith("__main__.py") else None
     parser = argparse.ArgumentParser(
-        prog=__package__, description="Predict NYC taxi trip duration (minutes)."
+        prog=prog, description="Predict NYC taxi trip duration (minutes)."
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"{__package__} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     generate = commands.add_parser(

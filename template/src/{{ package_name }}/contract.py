@@ -72,7 +72,9 @@ def read_trips(path: str | Path) -> pd.DataFrame:
 
 def _first_bad(values: pd.Series, bad: pd.Series) -> str:
     """Describe how many values are bad and show the first one."""
-    return f"{int(bad.sum())} bad value(s), first {values[bad].iloc[0]!r}"
+    first = values[bad].iloc[0]
+    shown = repr(first) if isinstance(first, str) else str(first)
+    return f"{int(bad.sum())} bad value(s), first {shown}"
 
 
 def _coerce_datetime(values: pd.Series, column: str, source: str) -> pd.Series:

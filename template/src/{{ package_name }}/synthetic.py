@@ -7,6 +7,7 @@ detector flags the month and a model trained on undrifted months gets worse.
 
 from __future__ import annotations
 
+import calendar
 from pathlib import Path
 
 import numpy as np
@@ -75,11 +76,8 @@ def generate_trips(
     distance *= rng.lognormal(0.0, 0.15, n_rows) * (1.0 + 0.2 * drift)
     distance = np.round(np.where(rng.random(n_rows) < 0.01, 0.0, distance), 2)
 
-    first_day = np.datetime64(f"{year:04d}-{month:02d}", "M")
-    days = int(
-        ((first_day + 1).astype("datetime64[D]") - first_day.astype("datetime64[D]")).item().days
-    )
-    start = first_day.astype("datetime64[s]")
+    days = calendar.monthrange(year, month)[1]
+    start = np.datetime64(f"{year:04d}-{month:02d}-01T00:00:00", "s")
     hour = rng.choice(24, n_rows, p=_HOUR_WEIGHTS / _HOUR_WEIGHTS.sum())
     offset = rng.integers(0, days, n_rows) * 86_400 + hour * 3_600 + rng.integers(0, 3_600, n_rows)
     pickup = start + offset.astype("timedelta64[s]")
