@@ -7,13 +7,15 @@ from pathlib import Path
 from extensions import maturity
 
 ANSWERS_FILE_TEMPLATE = "{{_copier_conf.answers_file}}.jinja"
+# Tool caches a developer may leave in template/ (copier.yml excludes them too).
+CACHES = {"__pycache__", ".ruff_cache", ".mypy_cache", ".pytest_cache"}
 
 
 def template_output_paths(template: Path, package_name: str) -> set[str]:
     """Every path the template can render (any level), with names rendered."""
     paths = set()
     for file in template.rglob("*"):
-        if not file.is_file() or "__pycache__" in file.parts:
+        if not file.is_file() or CACHES.intersection(file.parts):
             continue
         rel = file.relative_to(template).as_posix()
         if rel == ANSWERS_FILE_TEMPLATE:

@@ -1,0 +1,115 @@
+"""The docs site builds strictly, covers every level, and shows what the template renders."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from extensions import maturity
+from tests.conftest import ROOT, TEMPLATE, Render
+
+from .paths import expected_paths
+
+LEVELS = list(maturity.LEVEL_NUMBERS)
+PACKAGE = "taxi_trip_duration"  # copier.yml's default package name
+FILE_TREE = re.compile(r'<pre class="file-tree"><code>(.*?)</code></pre>', re.S)
+TREE_LINE = re.compile(r"^((?:│   |    )*)(?:├── |└── )(.+?)(?:  ← new)?$")
+TABLE_MARKERS = re.compile(r"<!-- maturity-table:[^\n]*-->\n(.*?)\n<!-- /maturity-table -->", re.S)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site, built once with `mkdocs build --strict` (any warning fails the build)."""
+    out = tmp_path_factory.mktemp("site")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stdout}\n{proc.stderr}"
+    return out
+
+
+class _IgnoreTags(yaml.SafeLoader):
+    """Reads mkdocs.yml without importing what its `!!python/name` tags name."""
+
+
+_IgnoreTags.add_multi_constructor("tag:yaml.org,2002:python/", lambda *_: None)
+
+
+def page(site: Path, level: maturity.Level) -> str:
+    return (site / level.docs_path / "index.html").read_text(encoding="utf-8")
+
+
+def tree_paths(tree: str) -> set[str]:
+    """The file paths of a `tree`-style listing (directories end with '/')."""
+    lines = tree.splitlines()[1:]  # the first line is the project folder
+    stack: list[str] = []
+    files = set()
+    for line in lines:
+        match = TREE_LINE.match(line)
+        assert match, f"not a tree line: {line!r}"
+        depth = len(match.group(1)) // 4
+        name = match.group(2)
+        del stack[depth:]
+        if name.endswith("/"):
+            stack.append(name)
+        else:
+            files.add("".join(stack) + name)
+    return files
+
+
+def test_nav_lists_every_level_page_and_changing_level() -> None:
+    config = yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=_IgnoreTags)
+    nav = yaml.safe_dump(config["nav"])
+    for level in maturity.LEVELS:
+        assert f"levels/level-{level.number}.md" in nav
+    assert "changing-level.md" in nav
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_every_level_has_its_page(site: Path, level: int) -> None:
+    text = page(site, maturity.get_level(level))
+    assert maturity.get_level(level).label in text
+    assert maturity.get_level(level).summary in html.unescape(text)
+    # the generated ladder and the level's architecture diagram
+    assert text.count('<pre class="mermaid">') >= 2
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_file_tree_in_docs_is_what_the_template_renders(site: Path, level: int) -> None:
+    trees = FILE_TREE.findall(page(site, maturity.get_level(level)))
+    assert len(trees) == 1
+    assert tree_paths(html.unescape(trees[0])) == expected_paths(TEMPLATE, level, PACKAGE)
+
+
+def test_maturity_model_page_has_the_table_and_every_level(site: Path) -> None:
+    text = html.unescape((site / "maturity-model" / "index.html").read_text(encoding="utf-8"))
+    for level in maturity.LEVELS:
+        assert level.summary in text
+        assert f'href="../{level.docs_path}"' in text
+
+
+def test_readme_maturity_table_is_the_models() -> None:
+    match = TABLE_MARKERS.search((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert match, "README.md lost its maturity-table markers"
+    assert match.group(1) == maturity.markdown_table()
+
+
+def test_generated_readme_links_to_its_level_page(site: Path, render: Render) -> None:
+    level = maturity.get_level(maturity.DEFAULT_LEVEL)
+    readme = (render(level=level.number) / "README.md").read_text(encoding="utf-8")
+    assert level.docs_url in readme
+    assert level.docs_url.startswith(maturity.DOCS_URL)
+    assert (site / level.docs_path / "index.html").is_file()
