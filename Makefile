@@ -1,0 +1,27 @@
+# Convenience targets for working on the template (the README's commands need only Python and git).
+.DEFAULT_GOAL := help
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: help install test test-all docs lint
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(BIN)/pytest:
+	python3 -m venv $(VENV) && $(BIN)/pip install -q -e '.[test]'
+
+install: $(BIN)/pytest ## Create .venv with copier and the test tools
+
+test: install ## Quick tests (renders every level; no generated-project installs)
+	$(BIN)/pytest
+
+test-all: install ## The whole suite, slow end-to-end tests included (what CI runs)
+	$(BIN)/pytest --slow
+
+docs: install ## Build the docs site strictly into site/
+	$(BIN)/mkdocs build --strict
+
+lint: install ## Lint the template's own Python
+	$(BIN)/ruff check extensions tests benchmarks docs
+	$(BIN)/ruff format --check extensions tests benchmarks docs
