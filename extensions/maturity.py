@@ -47,6 +47,18 @@ class Level:
     def label(self) -> str:
         return f"{self.number} - {self.name}"
 
+    @property
+    def docs_path(self) -> str:
+        """This level's page in the docs site (source: docs/levels/level-N.md)."""
+        return f"levels/level-{self.number}/"
+
+    @property
+    def docs_url(self) -> str:
+        return DOCS_URL + self.docs_path
+
+
+# Where the docs site (mkdocs.yml, docs/) is published; generated READMEs link to their level.
+DOCS_URL = "https://mlops-maturity-template.github.io/mlops-maturity-template/"
 
 # Files every level has. Their content grows in stable, per-capability blocks.
 SHARED_PATHS: tuple[str, ...] = ("README.md", ".gitignore", ".copier-answers.yml")
@@ -98,6 +110,7 @@ LEVELS: tuple[Level, ...] = (
             "src/*/cli.py",
             "tests/conftest.py",
             "tests/test_*.py",
+            "scripts/doctor.py",
         ),
         retires=("requirements.txt",),
     ),
@@ -128,7 +141,6 @@ LEVELS: tuple[Level, ...] = (
             Capability("gated_promotion", "gated champion/challenger promotion"),
         ),
         paths=(
-            "configs/serving.yaml",
             "configs/monitoring.yaml",
             "src/*/serving/",
             "src/*/monitoring/",
