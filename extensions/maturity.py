@@ -97,20 +97,10 @@ LEVELS: tuple[Level, ...] = (
             ".pre-commit-config.yaml",
             ".dockerignore",
             "Dockerfile",
-            ".github/workflows/ci.yml",
-            ".github/workflows/release.yml",
-            "src/*/__init__.py",
-            "src/*/__main__.py",
-            "src/*/py.typed",
-            "src/*/contract.py",
-            "src/*/synthetic.py",
-            "src/*/features.py",
-            "src/*/model.py",
-            "src/*/predict.py",
-            "src/*/cli.py",
-            "tests/conftest.py",
-            "tests/test_*.py",
-            "scripts/doctor.py",
+            ".github/",
+            "src/",
+            "tests/",
+            "scripts/",
         ),
         retires=("requirements.txt",),
     ),
@@ -124,7 +114,7 @@ LEVELS: tuple[Level, ...] = (
             Capability("model_registry", "model registry with aliases"),
         ),
         paths=(
-            "configs/training.yaml",
+            "configs/",
             "src/*/training/",
             "tests/training/",
         ),
@@ -185,11 +175,15 @@ def capabilities_at(number: int) -> list[Capability]:
 
 
 def excluded_paths(number: int) -> list[str]:
-    """Patterns a project at `number` must not contain: higher levels' and retired paths."""
+    """Patterns a project at `number` must not contain: higher levels' and retired paths.
+
+    Folder patterns lose their trailing slash so that copier skips the folder itself, not
+    only its files (it would otherwise leave the folder behind, empty).
+    """
     get_level(number)
     above = [path for level in LEVELS if level.number > number for path in level.paths]
     retired = [path for level in LEVELS if level.number <= number for path in level.retires]
-    return above + retired
+    return [path.rstrip("/") for path in above + retired]
 
 
 def _matches(path: str, pattern: str) -> bool:
@@ -200,10 +194,13 @@ def _matches(path: str, pattern: str) -> bool:
 
 
 def owner_of(path: str) -> Level | None:
-    """The level that introduces generated `path` (None for shared files)."""
+    """The level that introduces generated `path` (None for shared files).
+
+    The most specific owner wins: `configs/` belongs to level 2, `configs/serving.yaml` to 3.
+    """
     if path in SHARED_PATHS:
         return None
-    for level in LEVELS:
+    for level in reversed(LEVELS):
         if any(_matches(path, pattern) for pattern in level.paths):
             return level
     raise LookupError(f"{path!r} belongs to no level in extensions/maturity.py")
