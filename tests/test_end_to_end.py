@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from extensions import maturity
 from tests.conftest import git_status, run
 
 pytestmark = pytest.mark.slow
@@ -15,7 +17,33 @@ pytestmark = pytest.mark.slow
 # The commands a new user runs at each level, in order (see each level's README).
 MAKE_TARGETS: dict[int, list[str]] = {
     1: ["install", "lint", "test", "train"],
+    # Training twice: the second run must register a challenger beside the champion.
+    2: ["install", "lint", "test", "train", "train"],
+    # Then score a month, monitor (an empty log: no verdict) and try a promotion (no labelled
+    # traffic yet: refused, so the aliases stay as training left them).
+    3: ["install", "lint", "test", "train", "train", "score", "monitor", "promote"],
+    4: ["install", "lint", "test", "simulate"],
 }
+
+# Run inside a generated project's venv: the registered versions and their aliases.
+REGISTRY_PROBE = """
+import json
+from mlflow import MlflowClient
+from {package}.training.registry import MODEL_NAME
+from {package}.training.tracking import configure_tracking
+configure_tracking()
+client = MlflowClient()
+versions = client.search_model_versions(f"name = '{{MODEL_NAME}}'")
+aliases = client.get_registered_model(MODEL_NAME).aliases
+print(json.dumps({{"versions": sorted(int(v.version) for v in versions), "aliases": aliases}}))
+"""
+
+
+def registry_state(project: Path, package: str = "taxi_trip_duration") -> dict:
+    """Versions and aliases in a project's own tracking store (.mlops/mlflow.db)."""
+    probe = REGISTRY_PROBE.format(package=package)
+    out = run(["uv", "run", "--frozen", "python", "-c", probe], project).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def test_level_0_notebook_runs_headless_from_its_requirements(
@@ -58,3 +86,11 @@ def test_fresh_project_passes_its_own_checks_and_stays_clean(
     for target in MAKE_TARGETS[level]:
         run(["make", target], project)
     assert git_status(project) == ""
+    capabilities = {cap.key for cap in maturity.capabilities_at(level)}
+    if "model_registry" in capabilities:
+        # Two `make train` runs: version 1 stays champion, version 2 is the challenger.
+        assert (project / ".mlops" / "mlflow.db").is_file()
+        assert registry_state(project) == {
+            "versions": [1, 2],
+            "aliases": {"champion": 1, "challenger": 2},
+        }

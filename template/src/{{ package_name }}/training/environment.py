@@ -1,0 +1,52 @@
+"""Quiet, offline defaults for MLflow and Prefect, set before either is imported.
+
+Every value is a default: anything already in the environment wins, so the same code talks to a
+tracking server or a Prefect server when ``MLFLOW_TRACKING_URI`` or ``PREFECT_API_URL`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+STATE_DIR = ".mlops"
+
+
+def state_dir(project_dir: Path | None = None) -> Path:
+    """Local MLOps state (MLflow store and artifacts, Prefect home): ``<project>/.mlops``."""
+    return (project_dir or Path.cwd()).resolve() / STATE_DIR
+
+
+def set_offline_defaults(project_dir: Path | None = None) -> None:
+    """Turn telemetry off, keep Prefect's home in the project and quiet the logs."""
+    defaults = {
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_HOME": str(state_dir(project_dir) / "prefect"),
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_UI_ENABLED": "false",
+    }
+    for name, value in defaults.items():
+        os.environ.setdefault(name, value)
+    # Prefect creates its home but not the folders above it.
+    Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
+    mute_known_noise()
+
+
+def mute_known_noise() -> None:
+    """Silence specific, harmless warnings of the stack (not warnings in general)."""
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"sqlalchemy\..*")
+    warnings.filterwarnings("ignore", message=r"The ``noload`` loader strategy is deprecated")
+    warnings.filterwarnings(
+        "ignore", message=r"Hint: Inferred schema contains integer column", category=UserWarning
+    )
+    # uv environments have no pip; MLflow only wants its version for an unused conda.yaml.
+    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
+    # Table creation and migrations of a fresh local store are routine, not news.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mlflow.utils.uv_utils").setLevel(logging.WARNING)
