@@ -1,0 +1,125 @@
+"""``python -m <package>.automation COMMAND``: the level-4 loop from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from . import policy as policy_module
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=__package__, description="Monitoring-triggered retraining, promotion and rollback."
+    )
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        default=policy_module.DEFAULT_POLICY,
+        help="retraining policy (default: %(default)s)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("monitor", help="measure the champion's recent traffic, store the result")
+    commands.add_parser("retrain", help="decide from the latest monitoring result; retrain, gate")
+    commands.add_parser("rollback", help="move `champion` back to `previous-champion`")
+    commands.add_parser("simulate", help="run the closed loop over generated months, offline")
+    deploy = commands.add_parser("deploy", help="register the scheduled Prefect deployments")
+    deploy.add_argument("--dry-run", action="store_true", help="build them, register nothing")
+    serve = commands.add_parser("serve", help="run the service with live model swap")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    return parser
+
+
+def _engine() -> Engine:
+    from ..serving.settings import ServingSettings
+    from ..serving.store import make_engine
+
+    return make_engine(ServingSettings().prediction_log_url)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch one command."""
+    if args.command == "serve":
+        import uvicorn
+
+        uvicorn.run(
+            f"{__package__}.service:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            access_log=False,
+        )
+        return 0
+    if args.command == "simulate":
+        from .simulate import simulate
+
+        simulate(policy_path=args.policy)
+        return 0
+    policy = policy_module.load_policy(args.policy)
+    from ..training.tracking import configure_tracking
+    from . import loop
+
+    configure_tracking()
+
+    now, paths = datetime.now(UTC), loop.LoopPaths.default()
+    if args.command == "deploy":
+        from .flows import build_deployments
+
+        deployments = build_deployments(policy, args.policy)
+        for deployment in deployments:
+            cron = ", ".join(
+                str(getattr(item.schedule, "cron", item.schedule))
+                for item in deployment.schedules or []
+            )
+            print(f"{deployment.flow_name}/{deployment.name}: cron {cron}")
+        if args.dry_run:
+            return 0
+        if not os.environ.get("PREFECT_API_URL"):
+            print(
+                "error: set PREFECT_API_URL to a Prefect server (e.g. http://127.0.0.1:4200/api); "
+                "the local ephemeral API forgets deployments",
+                file=sys.stderr,
+            )
+            return 2
+        for deployment in deployments:
+            print(f"registered {deployment.name}: {deployment.apply()}")
+        return 0
+    from ..training.tracking import configure_tracking
+    from . import loop
+
+    configure_tracking()
+    now, paths = datetime.now(UTC), loop.LoopPaths.default()
+    if args.command == "monitor":
+        result = loop.run_monitoring(policy, _engine(), paths, now)
+        print(f"drift share {result.drift_share:.2f}, RMSE {result.rmse}, report {result.report}")
+        return 0
+    if args.command == "retrain":
+        record = loop.run_retraining_check(policy, _engine(), paths, now)
+    else:
+        record = loop.run_rollback(paths, now)
+    print(f"{record.outcome}: {record.reason}")
+    print(f"champion: v{record.champion_before} -> v{record.champion_after}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exit 2 on a bad policy or a refused rollback, with the reason."""
+    args = build_parser().parse_args(argv)
+    from .promotion import RollbackError
+
+    try:
+        return run(args)
+    except (policy_module.PolicyError, RollbackError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

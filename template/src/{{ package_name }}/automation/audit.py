@@ -1,0 +1,102 @@
+"""The audit trail: every decision, with its inputs and numbers, in a JSONL log and in MLflow."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from mlflow import MlflowClient
+
+from ..training import tracking
+
+PROMOTED = "promoted"
+REFUSED = "refused"
+FAILED = "failed"
+SKIPPED = "skipped"
+ROLLED_BACK = "rolled back"
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """One decision of the loop: what was decided, why, with which numbers, and what changed."""
+
+    ts: datetime
+    kind: str  # "retraining" or "rollback"
+    action: str  # "retrain", "skip" or "rollback"
+    outcome: str  # skipped, promoted, refused, failed, rolled back
+    reason: str
+    numbers: dict[str, float] = field(default_factory=dict)
+    period: str | None = None
+    champion_before: int | None = None
+    champion_after: int | None = None
+    challenger_version: int | None = None
+    mlflow_run_id: str | None = None
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["ts"] = self.ts.isoformat()
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, line: str) -> DecisionRecord:
+        data = json.loads(line)
+        data["ts"] = datetime.fromisoformat(data["ts"])
+        return cls(**data)
+
+
+def read_log(path: Path) -> list[DecisionRecord]:
+    """Every decision recorded in ``path``, oldest first."""
+    if not path.is_file():
+        return []
+    return [DecisionRecord.from_json(line) for line in path.read_text().splitlines() if line]
+
+
+def last_retraining(path: Path) -> datetime | None:
+    """When the loop last trained a challenger (whatever came of it)."""
+    times = [record.ts for record in read_log(path) if record.action == "retrain"]
+    return max(times) if times else None
+
+
+def log_to_mlflow(record: DecisionRecord) -> str:
+    """Record ``record`` as an MLflow run of the training experiment; return the run id."""
+    tracking.configure_tracking()
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT_NAME)
+    assert experiment is not None, "configure_tracking() creates the experiment"
+    tags = {
+        "automation.kind": record.kind,
+        "automation.action": record.action,
+        "automation.outcome": record.outcome,
+        "automation.reason": record.reason[:5000],
+    }
+    run = client.create_run(
+        experiment.experiment_id, run_name=f"{record.kind}-{record.outcome}", tags=tags
+    )
+    run_id = str(run.info.run_id)
+    params = {
+        "period": record.period,
+        "champion_before": record.champion_before,
+        "champion_after": record.champion_after,
+        "challenger_version": record.challenger_version,
+    }
+    for key, value in params.items():
+        if value is not None:
+            client.log_param(run_id, key, value)
+    timestamp = int(record.ts.timestamp() * 1000)
+    for key, number in record.numbers.items():
+        client.log_metric(run_id, key, number, timestamp=timestamp)
+    client.log_dict(run_id, json.loads(record.to_json()), "decision.json")
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
+
+
+def record(path: Path, decision: DecisionRecord, mlflow: bool = True) -> DecisionRecord:
+    """Write ``decision`` to MLflow (when asked) and append it to the decision log."""
+    if mlflow:
+        decision = DecisionRecord(**{**asdict(decision), "mlflow_run_id": log_to_mlflow(decision)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        handle.write(decision.to_json() + "\n")
+    return decision

@@ -1,0 +1,108 @@
+"""Moving aliases: promote a challenger, refuse it, roll the champion back.
+
+``champion`` is what the service answers with. Promotion keeps the champion it replaces
+reachable as ``previous-champion`` and remembers the chain in version tags, so rollback can go
+back more than one step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import mlflow
+import mlflow.sklearn
+from mlflow import MlflowClient
+from sklearn.pipeline import Pipeline
+
+from ..training.registry import (
+    CHALLENGER,
+    CHAMPION,
+    MODEL_NAME,
+    ModelNotFoundError,
+    get_version_by_alias,
+    set_alias,
+)
+
+PREVIOUS_CHAMPION: Final = "previous-champion"
+PREVIOUS_TAG: Final = "automation.previous_champion"
+STATUS_TAG: Final = "automation.status"
+
+
+class RollbackError(RuntimeError):
+    """There is no earlier champion to go back to."""
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """What a model version was trained and validated on (from its MLflow run)."""
+
+    version: int
+    run_id: str
+    train_months: list[str]
+    validation_rmse: float | None
+
+
+def lineage(version: int, name: str = MODEL_NAME) -> Lineage:
+    """The training months and validation RMSE of ``version``."""
+    client = MlflowClient()
+    run_id = client.get_model_version(name, str(version)).run_id or ""
+    data = client.get_run(run_id).data if run_id else None
+    months = (data.params.get("data.train_months", "") if data else "").split(",")
+    rmse = data.metrics.get("rmse") if data else None
+    return Lineage(version, run_id, [m for m in months if m], rmse)
+
+
+def load_version(version: int, name: str = MODEL_NAME) -> Pipeline:
+    """The scikit-learn pipeline of ``version``."""
+    model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    if not isinstance(model, Pipeline):
+        raise ModelNotFoundError(f"{name} version {version} is not a Pipeline")
+    return model
+
+
+def _tag(version: int, key: str, value: str, name: str) -> None:
+    MlflowClient().set_model_version_tag(name, str(version), key, value)
+
+
+def _drop_alias(alias: str, version: int, name: str) -> None:
+    """Remove ``alias`` if it still points at ``version``."""
+    if get_version_by_alias(alias, name) == version:
+        MlflowClient().delete_registered_model_alias(name, alias)
+
+
+def promote(version: int, name: str = MODEL_NAME) -> int | None:
+    """Make ``version`` the champion; return the champion it replaced."""
+    previous = get_version_by_alias(CHAMPION, name)
+    if previous is not None and previous != version:
+        _tag(version, PREVIOUS_TAG, str(previous), name)
+        set_alias(PREVIOUS_CHAMPION, previous, name)
+    _tag(version, STATUS_TAG, "promoted", name)
+    set_alias(CHAMPION, version, name)  # last: the service polls this alias
+    _drop_alias(CHALLENGER, version, name)
+    return previous
+
+
+def refuse(version: int, reason: str, name: str = MODEL_NAME) -> None:
+    """Keep ``version`` out of service: tag it and drop its ``challenger`` alias."""
+    _tag(version, STATUS_TAG, f"refused: {reason}"[:5000], name)
+    _drop_alias(CHALLENGER, version, name)
+
+
+def rollback(name: str = MODEL_NAME) -> tuple[int, int]:
+    """Point ``champion`` back at ``previous-champion``; return (from, to) versions."""
+    current = get_version_by_alias(CHAMPION, name)
+    target = get_version_by_alias(PREVIOUS_CHAMPION, name)
+    if current is None or target is None:
+        raise RollbackError(
+            f"nothing to roll back to: {CHAMPION}={current}, {PREVIOUS_CHAMPION}={target}"
+        )
+    client = MlflowClient()
+    _tag(current, STATUS_TAG, f"rolled back to version {target}", name)
+    set_alias(CHAMPION, target, name)
+    earlier = client.get_model_version(name, str(target)).tags.get(PREVIOUS_TAG)
+    if earlier:
+        set_alias(PREVIOUS_CHAMPION, int(earlier), name)
+    else:
+        client.delete_registered_model_alias(name, PREVIOUS_CHAMPION)
+    return current, target
