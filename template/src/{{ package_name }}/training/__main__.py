@@ -61,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from .flow import training_flow
 
+    environment.hide_tracebacks_of(DataValidationError)
     try:
         result = training_flow(config)
     except DataValidationError as exc:

@@ -37,6 +37,29 @@ def set_offline_defaults(project_dir: Path | None = None) -> None:
     mute_known_noise()
 
 
+class _DropTraceback(logging.Filter):
+    """Keep the log line but drop the traceback of errors the caller reports itself."""
+
+    def __init__(self, expected: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self.expected = expected
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], self.expected):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def hide_tracebacks_of(*expected: type[BaseException]) -> None:
+    """No Prefect traceback for `expected` errors (bad data, bad config): one clear line.
+
+    Call after importing Prefect, which configures its loggers on import.
+    """
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logging.getLogger(name).addFilter(_DropTraceback(expected))
+
+
 def mute_known_noise() -> None:
     """Silence specific, harmless warnings of the stack (not warnings in general)."""
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"sqlalchemy\..*")
