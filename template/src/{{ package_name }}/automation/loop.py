@@ -86,10 +86,10 @@ def challenger_config(policy: RetrainingPolicy, period: str) -> TrainingConfig:
 
 
 def default_trainer(config: TrainingConfig) -> TrainingResult:
-    """The level-2 training flow: tracked, registered, aliased ``challenger``."""
+    """The level-2 training flow: tracked and registered, with no alias until the gate says."""
     from ..training.flow import training_flow
 
-    return training_flow(config)
+    return training_flow(config, assign_aliases=False)
 
 
 def reference_frame(months: list[str], data_dir: Path, max_rows: int, seed: int) -> pd.DataFrame:
@@ -212,7 +212,8 @@ def retrain_and_gate(
         )
     version = trained.model_version
     numbers = {f"challenger.validation_{k}": v for k, v in trained.metrics.items()}
-    if trained.alias == CHAMPION:  # the registry had no champion: nothing to compare with
+    if get_version_by_alias(CHAMPION) is None:  # nothing to compare with
+        promotion.promote(version)
         return audit.PROMOTED, "first model: became champion", numbers, version
     try:
         data = gate_data(engine, result, policy.gate.max_rows)

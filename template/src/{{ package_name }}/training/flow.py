@@ -121,7 +121,7 @@ class TrainingResult:
 
     run_id: str
     model_version: int
-    alias: str
+    alias: str | None  # None when the caller asked for no alias
     metrics: dict[str, float]
 
 
@@ -337,8 +337,12 @@ def _start_run(config: TrainingConfig, info: DatasetInfo) -> str:
 
 
 @flow(name="training", log_prints=False)
-def training_flow(config: TrainingConfig) -> TrainingResult:
-    """Train, track and register a model as ``config`` says."""
+def training_flow(config: TrainingConfig, assign_aliases: bool = True) -> TrainingResult:
+    """Train, track and register a model as ``config`` says.
+
+    With ``assign_aliases=False`` the new version gets no alias, so nothing can serve it
+    before a caller's own gate decides (level 4's retraining does that).
+    """
     tracking.configure_tracking()
     raw = load_data(config)
     data = validate_data(raw)  # bad data stops here: nothing is logged or registered
@@ -355,5 +359,6 @@ def training_flow(config: TrainingConfig) -> TrainingResult:
         client.set_terminated(run_id, "FAILED")
         raise
     client.set_terminated(run_id, "FINISHED")
-    alias = assign_alias(version)  # last: a failed run never moves an alias
+    # Last: a failed run never moves an alias.
+    alias = assign_alias(version) if assign_aliases else None
     return TrainingResult(run_id, version, alias, metrics)
