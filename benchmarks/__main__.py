@@ -1,0 +1,5 @@
+"""``python -m benchmarks [name ...]``: run the benchmarks (all by default)."""
+
+from benchmarks.run import main
+
+raise SystemExit(main())

@@ -1,0 +1,232 @@
+"""Generation: ``copier copy`` per level and ``copier update`` per level change.
+
+Contenders, alternated in every round: this template (a committed snapshot of its working tree),
+a plain Copier template of the same size made here (same files, same bytes, no extensions, no
+exclusions) and, when it can run offline, cookiecutter-data-science's ``ccds``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.common import (
+    CACHE,
+    Deadline,
+    Options,
+    Result,
+    alternate,
+    copier,
+    fmt,
+    git_commit_all,
+    median,
+    ratio,
+    sh,
+    snapshot_template,
+    workdir,
+)
+
+TARGET_COPY = 1.5  # seconds, issue 8
+TARGET_UPDATE = 5.0
+PACKAGE = "taxi_trip_duration"
+# Delimiters no file of the template uses, so rendered text (GitHub's ``${{ }}``, Jinja
+# examples, ``{% raw %}``) passes through verbatim and only ``@@{ }@@`` is a variable.
+PLAIN_COPIER_YML = """\
+_subdirectory: template
+_templates_suffix: .jinja
+_answers_file: .copier-answers.yml
+_envops:
+  block_start_string: "@@%"
+  block_end_string: "%@@"
+  variable_start_string: "@@{"
+  variable_end_string: "}@@"
+  comment_start_string: "@@#"
+  comment_end_string: "#@@"
+project_name: {type: str, default: Taxi Trip Duration}
+package_name: {type: str, default: taxi_trip_duration}
+level: {type: int, default: 1}
+"""
+
+
+def _plain_name(rel: str) -> str:
+    return rel.replace("{{ package_name }}", "@@{ package_name }@@").replace(
+        "{{_copier_conf.answers_file}}", "@@{ _copier_conf.answers_file }@@"
+    )
+
+
+def make_plain_template(ours: Path, rendered: Path, dest: Path) -> Path:
+    """Same file tree and sizes as ``ours/template``, rendered text inside, no logic."""
+    src = ours / "template"
+    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+        rel = path.relative_to(src)
+        target = dest / "template" / _plain_name(str(rel))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix != ".jinja":
+            shutil.copyfile(path, target)
+        elif "answers_file" in rel.name:  # the answers file renders copier's own answers
+            target.write_text(path.read_text().replace("{{", "@@{").replace("-}}", "}@@"))
+        else:  # the rendered text, plus one variable
+            out = rendered / str(rel.with_suffix("")).replace("{{ package_name }}", PACKAGE)
+            text = out.read_text() if out.is_file() else path.read_text()
+            target.write_text("# @@{ project_name }@@\n" + text)
+    (dest / "copier.yml").write_text(PLAIN_COPIER_YML)
+    git_commit_all(dest, "plain template")
+    return dest
+
+
+def copy_cmd(template: Path, dest: Path, level: int) -> list[str]:
+    return [
+        copier(),
+        "copy",
+        "-q",
+        "--trust",
+        "--defaults",
+        "--vcs-ref",
+        "HEAD",
+        "--data",
+        f"level={level}",
+        str(template),
+        str(dest),
+    ]
+
+
+def update_cmd(level: int) -> list[str]:
+    return [
+        copier(),
+        "update",
+        "-q",
+        "--trust",
+        "--defaults",
+        "--vcs-ref",
+        "HEAD",
+        "--data",
+        f"level={level}",
+    ]
+
+
+def ccds_runner(work: Path) -> tuple[Callable[[], float] | None, str]:
+    """``ccds --no-input`` on a local template, or why it cannot run here."""
+    venv = CACHE / "ccds-venv"
+    ccds = venv / "bin" / "ccds"
+    if not ccds.exists():
+        try:
+            sh(["uv", "venv", "-q", str(venv)], work)
+            sh(
+                [
+                    "uv",
+                    "pip",
+                    "install",
+                    "-q",
+                    "--python",
+                    str(venv / "bin" / "python"),
+                    "cookiecutter-data-science",
+                ],
+                work,
+                timeout=300,
+            )
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            shutil.rmtree(venv, ignore_errors=True)
+            return None, f"cookiecutter-data-science did not install: {str(exc)[:200]}"
+    template = os.environ.get("CCDS_TEMPLATE")
+    if not template:
+        return None, (
+            "cookiecutter-data-science installs from PyPI, but `ccds` clones its template from "
+            "GitHub on every run, which this offline benchmark cannot do; set CCDS_TEMPLATE to a "
+            "local clone of drivendataorg/cookiecutter-data-science to include it"
+        )
+    counter = iter(range(10**6))
+
+    def run() -> float:
+        out = work / f"ccds-{next(counter)}"
+        out.mkdir()
+        return sh([str(ccds), "--no-input", template], out)
+
+    return run, ""
+
+
+def run(options: Options) -> Result:
+    levels = sorted(options.levels)
+    changes = [(a, a + 1) for a in levels if a + 1 in levels]
+    result = Result(
+        name="generation",
+        title="Generation: copier copy and copier update, median seconds",
+        columns=[
+            "operation",
+            "this template",
+            "plain Copier",
+            "ratio",
+            "target",
+            "ratio to target",
+        ],
+    )
+    with workdir("generation") as work:
+        ours = snapshot_template(work / "template")
+        probe = work / "probe"
+        sh(copy_cmd(ours, probe, max(levels)), work)
+        plain = make_plain_template(ours, probe, work / "plain")
+        files = sum(1 for p in (ours / "template").rglob("*") if p.is_file())
+        ccds, why = ccds_runner(work)
+        counter = iter(range(10**6))
+        times: dict[str, list[float]] = {}
+
+        def record(key: str, seconds: float) -> float:
+            times.setdefault(key, []).append(seconds)
+            return seconds
+
+        def contender(name: str, template: Path) -> Callable[[], float]:
+            def one_round() -> float:
+                base = work / f"{name}-{next(counter)}"
+                for level in levels:
+                    dest = base / f"L{level}"
+                    record(f"{name} copy {level}", sh(copy_cmd(template, dest, level), work))
+                    if level + 1 in levels:
+                        git_commit_all(dest)
+                        seconds = sh(update_cmd(level + 1), dest)
+                        record(f"{name} update {level}->{level + 1}", seconds)
+                shutil.rmtree(base, ignore_errors=True)
+                return 0.0
+
+            return one_round
+
+        contenders = {"ours": contender("ours", ours), "plain": contender("plain", plain)}
+        if ccds is not None:
+            contenders["ccds"] = lambda: record("ccds copy", ccds())
+        rounds = max(1, options.rounds if not options.quick else 1)
+        alternate(contenders, Deadline(options.budget, rounds, default=300))
+
+    med = {key: median(values) for key, values in times.items()}
+    ops = [(f"copy level {lv}", f"copy {lv}", TARGET_COPY) for lv in levels]
+    ops += [(f"update {a}->{b}", f"update {a}->{b}", TARGET_UPDATE) for a, b in changes]
+    for label, key, target in ops:
+        ours_s, plain_s = med[f"ours {key}"], med[f"plain {key}"]
+        r = ratio(ours_s, plain_s)
+        result.rows.append(
+            [
+                label,
+                fmt(ours_s),
+                fmt(plain_s),
+                f"{fmt(r)}x",
+                f"< {target:g} s",
+                f"{fmt(ratio(ours_s, target))}x",
+            ]
+        )
+        result.chart.append((label, r))
+    if "ccds copy" in med:
+        result.rows.append(["ccds copy (its default project)", "", "", "", "", ""])
+        result.notes.append(f"ccds copy: median {fmt(med['ccds copy'])} s")
+    else:
+        result.notes.append(f"ccds: not measured. {why}.")
+    rounds_done = len(times.get(f"ours copy {levels[0]}", []))
+    result.notes.insert(
+        0,
+        f"{rounds_done} alternating round(s); the plain template has the same {files} files and "
+        "bytes as this one's template/ folder (rendered text, one variable, own delimiters), "
+        "no extensions and no exclusions. Ratio = this template / plain; ratio to target < 1 "
+        "means the target is met.",
+    )
+    result.chart_title = "this template / plain Copier (median time ratio)"
+    result.data = {"samples": times, "medians": med, "files": files, "ccds": why or "measured"}
+    return result

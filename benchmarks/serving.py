@@ -1,0 +1,258 @@
+"""Serving: the generated level-3 service against ``mlflow models serve --env-manager local``.
+
+Both serve the same registered champion of one generated, trained level-3 project, on loopback,
+with one uvicorn worker each, and get the same trips. A load generator in its own process
+(loadgen.py, httpx.AsyncClient) drives one server at a time; contenders alternate in every round.
+The floor is the model's own in-process predict time for one row (floor.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from benchmarks.common import (
+    ROOT,
+    Deadline,
+    Options,
+    Result,
+    env,
+    fmt,
+    git_commit_all,
+    median,
+    ratio,
+    sh,
+    snapshot_template,
+    workdir,
+)
+from benchmarks.generation import copy_cmd
+
+HERE = Path(__file__).resolve().parent
+SCENARIOS = [("1 row", 1, 1), ("1 row", 1, 16), ("100 rows", 100, 1), ("100 rows", 100, 16)]
+TARGET_THROUGHPUT = 5.0  # x mlflow's req/s at concurrency 16 (issue 8)
+STARTUP = 180.0  # seconds a server may take to answer
+
+
+def trips(n: int, seed: int = 7) -> list[dict[str, float | int]]:
+    rng = random.Random(seed)
+    return [
+        {
+            "PULocationID": rng.randint(1, 263),
+            "DOLocationID": rng.randint(1, 263),
+            "trip_distance": round(rng.uniform(0.3, 15.0), 2),
+        }
+        for _ in range(n)
+    ]
+
+
+def package_of(project: Path) -> str:
+    for line in (project / ".copier-answers.yml").read_text().splitlines():
+        if line.startswith("package_name:"):
+            return line.split(":", 1)[1].strip().strip("'\"")
+    raise RuntimeError(f"no package_name in {project}/.copier-answers.yml")
+
+
+def prepare_project(work: Path) -> Path:
+    """Generate level 3 from the template's working tree, install it and train a champion."""
+    if not (ROOT / "template" / "src" / "{{ package_name }}" / "serving" / "app.py").exists():
+        raise RuntimeError("the template has no level-3 service (serving/app.py) yet")
+    template = snapshot_template(work / "template")
+    project = work / "project"
+    sh(copy_cmd(template, project, 3), work)
+    git_commit_all(project)
+    sh(["make", "install"], project, timeout=900)
+    (project / ".mlops").mkdir(exist_ok=True)
+    sh(["make", "train"], project, timeout=900)
+    return project
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, body: bytes, proc: subprocess.Popen[bytes], log: Path) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + STARTUP
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited {proc.returncode}: {log.read_text()[-2000:]}")
+        request = urllib.request.Request(url, body, {"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} not ready after {STARTUP:.0f} s: {log.read_text()[-2000:]}")
+
+
+@contextmanager
+def server(
+    cmd: list[str], project: Path, log: Path, **extra: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=project,
+            env=env(**extra),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield proc
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def load(python: Path, url: str, body: Path, concurrency: int, seconds: float) -> dict[str, float]:
+    out = subprocess.run(
+        [str(python), str(HERE / "loadgen.py"), url, str(body), str(concurrency), str(seconds)],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run(options: Options) -> Result:
+    result = Result(
+        name="serving",
+        title="Serving: level-3 service vs mlflow models serve, same champion (medians)",
+        columns=[
+            "payload",
+            "concurrency",
+            "service req/s",
+            "mlflow req/s",
+            "throughput ratio",
+            "service p50/p99 ms",
+            "mlflow p50/p99 ms",
+            "p99 ratio",
+        ],
+    )
+    with workdir("serving") as work:
+        project = options.project or prepare_project(work)
+        package, python = package_of(project), project / ".venv" / "bin" / "python"
+        ports = {"service": free_port(), "mlflow": free_port()}
+        urls = {
+            "service": (
+                f"http://127.0.0.1:{ports['service']}/predict",
+                f"http://127.0.0.1:{ports['service']}/predict/batch",
+            ),
+            "mlflow": (f"http://127.0.0.1:{ports['mlflow']}/invocations",) * 2,
+        }
+        bodies: dict[tuple[str, int], Path] = {}
+        for n in (1, 100):
+            rows = trips(n)
+            ours = {"trip": rows[0]} if n == 1 else {"trips": rows}
+            for name, payload in (("service", ours), ("mlflow", {"dataframe_records": rows})):
+                path = work / f"{name}-{n}.json"
+                path.write_text(json.dumps(payload))
+                bodies[name, n] = path
+        tracking = f"sqlite:///{project / '.mlops' / 'mlflow.db'}"
+        path_env = f"{project / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+        serve_ours = [str(python), "-m", f"{package}.serving", "--port", str(ports["service"])]
+        serve_mlflow = [
+            str(project / ".venv" / "bin" / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            f"models:/{package}@champion",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(ports["mlflow"]),
+        ]
+        samples: dict[str, list[dict[str, float]]] = {}
+        with (
+            server(serve_ours, project, work / "service.log", PATH=path_env) as ours_proc,
+            server(
+                serve_mlflow,
+                project,
+                work / "mlflow.log",
+                PATH=path_env,
+                MLFLOW_TRACKING_URI=tracking,
+            ) as mlflow_proc,
+        ):
+            procs = {"service": ours_proc, "mlflow": mlflow_proc}
+            for name, proc in procs.items():
+                ready_body = bodies[name, 1].read_bytes()
+                wait_ready(urls[name][0], ready_body, proc, work / f"{name}.log")
+            rounds = 1 if options.quick else max(1, options.rounds)
+            names = ["service", "mlflow"]
+            for i in Deadline(options.budget, rounds, default=300).rounds():
+                for _label, n, conc in SCENARIOS:
+                    order = names if i % 2 == 0 else names[::-1]
+                    for name in order:
+                        url = urls[name][0 if n == 1 else 1]
+                        figures = load(python, url, bodies[name, n], conc, options.duration)
+                        samples.setdefault(f"{name} {n} {conc}", []).append(figures)
+        floor = json.loads(
+            subprocess.run(
+                [str(python), str(HERE / "floor.py"), package, json.dumps(trips(1)[0])],
+                cwd=project,
+                env=env(MLFLOW_TRACKING_URI=tracking),
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+
+    def med(name: str, n: int, conc: int, key: str) -> float:
+        return median([s[key] for s in samples[f"{name} {n} {conc}"]])
+
+    for label, n, conc in SCENARIOS:
+        ours_rps, ml_rps = med("service", n, conc, "rps"), med("mlflow", n, conc, "rps")
+        ours_p99, ml_p99 = med("service", n, conc, "p99_ms"), med("mlflow", n, conc, "p99_ms")
+        result.rows.append(
+            [
+                label,
+                str(conc),
+                fmt(ours_rps, 0),
+                fmt(ml_rps, 0),
+                f"{fmt(ratio(ours_rps, ml_rps))}x",
+                f"{fmt(med('service', n, conc, 'p50_ms'), 1)} / {fmt(ours_p99, 1)}",
+                f"{fmt(med('mlflow', n, conc, 'p50_ms'), 1)} / {fmt(ml_p99, 1)}",
+                f"{fmt(ratio(ours_p99, ml_p99))}x",
+            ]
+        )
+        result.chart.append((f"{label}, c={conc}", ratio(ours_rps, ml_rps)))
+    errors = sum(int(s["errors"]) for runs in samples.values() for s in runs)
+    target = ratio(med("service", 1, 16, "rps"), med("mlflow", 1, 16, "rps"))
+    rounds_done = len(samples["service 1 1"])
+    result.notes += [
+        f"{rounds_done} alternating round(s) of {options.duration:g} s per contender and "
+        f"scenario; {errors} non-200 answers. One uvicorn worker each, loopback, same trips; "
+        "the load generator is a separate process (httpx.AsyncClient) on the same cores.",
+        f"Target (issue 8): at least {TARGET_THROUGHPUT:g}x mlflow's req/s at concurrency 16 "
+        f"with lower p99: measured {fmt(target)}x for single rows.",
+        f"Floor, in process, one row: MLflow pyfunc on a one-row DataFrame "
+        f"{fmt(floor['pyfunc_dataframe_ms'], 3)} ms; the service's predictor "
+        f"({'fast path, no DataFrame' if floor['service_fast_path'] else 'sklearn pipeline'}) "
+        f"{fmt(floor['service_predictor_ms'], 4)} ms.",
+    ]
+    result.chart_title = "service / mlflow req/s (higher is better)"
+    result.data = {"samples": samples, "floor": floor}
+    return result
