@@ -1,0 +1,1 @@
+"""Monitoring, batch scoring and gated promotion of the registry's models."""

@@ -1,0 +1,1 @@
+"""Online serving: the registry's champion and challenger behind a FastAPI app."""
