@@ -114,6 +114,7 @@ LEVELS: tuple[Level, ...] = (
             Capability("model_registry", "model registry with aliases"),
         ),
         paths=(
+            ".env.example",
             "configs/",
             "src/*/training/",
             "tests/training/",
