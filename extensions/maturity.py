@@ -151,6 +151,7 @@ LEVELS: tuple[Level, ...] = (
         ),
         paths=(
             "configs/retraining.yaml",
+            "deploy/k8s/automation.yaml",
             "src/*/automation/",
             "tests/automation/",
             ".github/workflows/retrain.yml",
