@@ -130,10 +130,39 @@ def copier() -> str:
     return found
 
 
+def _copier_args(command: str, level: int) -> list[str]:
+    flags = ["-q", "--trust", "--defaults", "--vcs-ref", "HEAD", "--data", f"level={level}"]
+    return [copier(), command, *flags]
+
+
+def copy_cmd(template: Path, dest: Path, level: int) -> list[str]:
+    """``copier copy`` of ``template`` at ``level`` into ``dest``."""
+    return [*_copier_args("copy", level), str(template), str(dest)]
+
+
+def update_cmd(level: int) -> list[str]:
+    """``copier update`` of the project in the working directory to ``level``."""
+    return _copier_args("update", level)
+
+
+def render_project(template: Path, dest: Path, level: int) -> float:
+    """Generate ``dest`` at ``level`` and commit it; return the seconds ``copier copy`` took."""
+    seconds = sh(copy_cmd(template, dest, level), dest.parent)
+    git_commit_all(dest)
+    return seconds
+
+
 @contextmanager
 def workdir(prefix: str) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix=f"bench-{prefix}-") as tmp:
         yield Path(tmp)
+
+
+@contextmanager
+def template_workdir(prefix: str) -> Iterator[tuple[Path, Path]]:
+    """A scratch folder and, in it, a committed snapshot of the template."""
+    with workdir(prefix) as work:
+        yield work, snapshot_template(work / "template")
 
 
 class Deadline:

@@ -19,14 +19,14 @@ from benchmarks.common import (
     Options,
     Result,
     alternate,
-    copier,
+    copy_cmd,
     fmt,
     git_commit_all,
     median,
     ratio,
     sh,
-    snapshot_template,
-    workdir,
+    template_workdir,
+    update_cmd,
 )
 
 TARGET_COPY = 1.5  # seconds, issue 8
@@ -75,36 +75,6 @@ def make_plain_template(ours: Path, rendered: Path, dest: Path) -> Path:
     (dest / "copier.yml").write_text(PLAIN_COPIER_YML)
     git_commit_all(dest, "plain template")
     return dest
-
-
-def copy_cmd(template: Path, dest: Path, level: int) -> list[str]:
-    return [
-        copier(),
-        "copy",
-        "-q",
-        "--trust",
-        "--defaults",
-        "--vcs-ref",
-        "HEAD",
-        "--data",
-        f"level={level}",
-        str(template),
-        str(dest),
-    ]
-
-
-def update_cmd(level: int) -> list[str]:
-    return [
-        copier(),
-        "update",
-        "-q",
-        "--trust",
-        "--defaults",
-        "--vcs-ref",
-        "HEAD",
-        "--data",
-        f"level={level}",
-    ]
 
 
 def ccds_runner(work: Path) -> tuple[Callable[[], float] | None, str]:
@@ -162,8 +132,7 @@ def run(options: Options) -> Result:
             "ratio to target",
         ],
     )
-    with workdir("generation") as work:
-        ours = snapshot_template(work / "template")
+    with template_workdir("generation") as (work, ours):
         probe = work / "probe"
         sh(copy_cmd(ours, probe, max(levels)), work)
         plain = make_plain_template(ours, probe, work / "plain")

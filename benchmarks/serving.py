@@ -26,14 +26,13 @@ from benchmarks.common import (
     Result,
     env,
     fmt,
-    git_commit_all,
     median,
     ratio,
+    render_project,
     sh,
     snapshot_template,
     workdir,
 )
-from benchmarks.generation import copy_cmd
 
 HERE = Path(__file__).resolve().parent
 SCENARIOS = [("1 row", 1, 1), ("1 row", 1, 16), ("100 rows", 100, 1), ("100 rows", 100, 16)]
@@ -66,8 +65,7 @@ def prepare_project(work: Path) -> Path:
         raise RuntimeError("the template has no level-3 service (serving/app.py) yet")
     template = snapshot_template(work / "template")
     project = work / "project"
-    sh(copy_cmd(template, project, 3), work)
-    git_commit_all(project)
+    render_project(template, project, 3)
     sh(["make", "install"], project, timeout=900)
     (project / ".mlops").mkdir(exist_ok=True)
     sh(["make", "train"], project, timeout=900)

@@ -15,14 +15,12 @@ from benchmarks.common import (
     Options,
     Result,
     fmt,
-    git_commit_all,
     median,
     ratio,
+    render_project,
     sh,
-    snapshot_template,
-    workdir,
+    template_workdir,
 )
-from benchmarks.generation import copy_cmd
 
 TARGETS = {1: 30.0, 4: 180.0}  # seconds, issue 8
 TIMEOUT = 900.0  # per command
@@ -35,8 +33,7 @@ NOTEBOOK = (
 
 def green(template: Path, project: Path, level: int) -> dict[str, float]:
     """Phase times (seconds) of one copy-to-green run at ``level``."""
-    phases = {"copy": sh(copy_cmd(template, project, level), project.parent)}
-    git_commit_all(project)
+    phases = {"copy": render_project(template, project, level)}
     if level == 0:
         venv = project / ".venv"
         python = str(venv / "bin" / "python")
@@ -75,8 +72,7 @@ def run(options: Options) -> Result:
     )
     samples: dict[int, list[dict[str, float]]] = {level: [] for level in levels}
     rounds = 1 if options.quick else max(1, options.rounds)
-    with workdir("green") as work:
-        template = snapshot_template(work / "template")
+    with template_workdir("green") as (work, template):
         deadline = Deadline(options.budget, rounds, default=1800)
         for i in deadline.rounds():
             shift = i % len(levels)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from ..monitoring.config import ConfigError
 from . import policy as policy_module
 
 
@@ -63,12 +64,6 @@ def run(args: argparse.Namespace) -> int:
         simulate(policy_path=args.policy)
         return 0
     policy = policy_module.load_policy(args.policy)
-    from ..training.tracking import configure_tracking
-    from . import loop
-
-    configure_tracking()
-
-    now, paths = datetime.now(UTC), loop.LoopPaths.default()
     if args.command == "deploy":
         from .flows import build_deployments
 
@@ -93,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from ..training.tracking import configure_tracking
     from . import loop
+    from .promotion import RollbackError
 
     configure_tracking()
     now, paths = datetime.now(UTC), loop.LoopPaths.default()
@@ -103,20 +99,22 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "retrain":
         record = loop.run_retraining_check(policy, _engine(), paths, now)
     else:
-        record = loop.run_rollback(paths, now)
+        try:
+            record = loop.run_rollback(paths, now)
+        except RollbackError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     print(f"{record.outcome}: {record.reason}")
     print(f"champion: v{record.champion_before} -> v{record.champion_after}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Exit 2 on a bad policy or a refused rollback, with the reason."""
+    """Exit 2 on a bad policy or monitoring configuration, or a refused rollback, with why."""
     args = build_parser().parse_args(argv)
-    from .promotion import RollbackError
-
     try:
         return run(args)
-    except (policy_module.PolicyError, RollbackError) as exc:
+    except (policy_module.PolicyError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
+from sqlalchemy import Engine
 
 from ..serving.settings import ServingSettings
 from ..serving.store import make_engine
@@ -19,12 +20,17 @@ MONITORING_DEPLOYMENT = "monitoring-hourly"
 RETRAINING_DEPLOYMENT = "retraining-check-daily"
 
 
-@flow(name="automation-monitoring")
-def monitoring_flow(policy_path: str = str(DEFAULT_POLICY)) -> dict[str, object]:
-    """Measure drift and RMSE of the champion's recent traffic; store the result."""
+def _setup(policy_path: str) -> tuple[RetrainingPolicy, Engine]:
+    """The policy, the tracking store and the prediction log a flow run works with."""
     policy = load_policy(policy_path)
     configure_tracking()
-    engine = make_engine(ServingSettings().prediction_log_url)
+    return policy, make_engine(ServingSettings().prediction_log_url)
+
+
+@flow(name="automation-monitoring")
+def monitoring_flow(policy_path: str = str(DEFAULT_POLICY)) -> dict[str, object]:
+    """Run level 3's monitoring check on the champion's recent traffic; store the result."""
+    policy, engine = _setup(policy_path)
     result = loop.run_monitoring(policy, engine, loop.LoopPaths.default(), datetime.now(UTC))
     return {"drift_share": result.drift_share, "rmse": result.rmse, "report": result.report}
 
@@ -32,9 +38,7 @@ def monitoring_flow(policy_path: str = str(DEFAULT_POLICY)) -> dict[str, object]
 @flow(name="retraining-check")
 def retraining_flow(policy_path: str = str(DEFAULT_POLICY)) -> dict[str, object]:
     """Read the latest monitoring result, decide, retrain, gate and promote; record why."""
-    policy = load_policy(policy_path)
-    configure_tracking()
-    engine = make_engine(ServingSettings().prediction_log_url)
+    policy, engine = _setup(policy_path)
     record = loop.run_retraining_check(policy, engine, loop.LoopPaths.default(), datetime.now(UTC))
     return {"outcome": record.outcome, "reason": record.reason}
 

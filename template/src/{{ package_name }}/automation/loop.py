@@ -14,15 +14,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING
+from uuid import uuid4
 
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 from sqlalchemy import Engine
 
-from ..contract import TARGET, load_month
 from ..features import prepare_features
 from ..model import evaluate
+from ..monitoring.config import ReferenceConfig
+from ..monitoring.config import load_config as load_monitoring_config
+from ..monitoring.data import labelled, load_reference, read_window, with_predictions
 from ..serving.predictor import make_predictor
 from ..training.config import TrainingConfig, load_config, parse_month
 from ..training.environment import state_dir
@@ -31,9 +34,10 @@ from . import audit, promotion
 from .audit import DecisionRecord
 from .decision import RETRAIN, SKIP, GateResult, decide, judge
 from .policy import Gate, RetrainingPolicy
-from .signals import MonitoringResult, append_result, latest_result, measure, read_labelled_window
+from .promotion import Lineage
+from .signals import MonitoringResult, append_result, latest_result, summarize
 
-if TYPE_CHECKING:  # importing the flow pulls in Prefect: only when training
+if TYPE_CHECKING:  # importing the flows pulls in Prefect: only when training or monitoring
     from ..training.flow import TrainingResult
 
 log = logging.getLogger(__name__)
@@ -92,13 +96,18 @@ def default_trainer(config: TrainingConfig) -> TrainingResult:
     return training_flow(config, assign_aliases=False)
 
 
-def reference_frame(months: list[str], data_dir: Path, max_rows: int, seed: int) -> pd.DataFrame:
-    """The champion's training months, sampled to at most ``max_rows`` trips."""
-    if not months:
+def reference(policy: RetrainingPolicy, champion: Lineage, model: Pipeline) -> pd.DataFrame:
+    """The champion's training months with its predictions: what its traffic is compared with."""
+    if not champion.train_months:
         raise ValueError("the champion's MLflow run does not say which months it trained on")
-    frames = [load_month(data_dir, *parse_month(month)) for month in months]
-    frame = pd.concat(frames, ignore_index=True)
-    return frame.sample(min(max_rows, len(frame)), random_state=seed)
+    data = load_config(policy.training.config).data
+    months = ReferenceConfig(
+        data_dir=data.dir,
+        months=champion.train_months,
+        max_rows=policy.monitoring.max_reference_rows,
+        seed=data.seed,
+    )
+    return with_predictions(load_reference(months), model)
 
 
 def run_monitoring(
@@ -111,28 +120,38 @@ def run_monitoring(
     period: str | None = None,
     report: bool = True,
 ) -> MonitoringResult:
-    """Measure the champion's recent traffic (drift, RMSE) and append the result."""
+    """Run level 3's monitoring check on the champion's recent traffic; append the result."""
+    from ..monitoring.flow import check_window  # Prefect and Evidently: only when monitoring
+
     version = get_version_by_alias(CHAMPION)
     if version is None:
         raise ModelNotFoundError("no champion in the registry: run `make train` first")
-    start = start or now - timedelta(hours=policy.monitoring.window_hours)
-    traffic = read_labelled_window(engine, start, now)
-    lineage = promotion.lineage(version)
-    data = load_config(policy.training.config).data
-    reference = reference_frame(
-        lineage.train_months, data.dir, policy.monitoring.max_reference_rows, data.seed
-    )
+    config = load_monitoring_config(policy.monitoring.config)
+    start = start or now - timedelta(hours=config.window.hours)
+    traffic = read_window(engine, start, now, config.window.max_rows)
+    if traffic.empty:
+        raise ValueError("the monitoring window holds no served predictions")
+    champion = promotion.lineage(version)
     period = period or period_of(now)
-    result = measure(
-        reference,
+    html = paths.reports / f"drift-{period}-v{version}.html" if report else None
+    check = check_window(
+        config,
+        engine,
+        reference(policy, champion, promotion.load_version(version)),
+        traffic,
+        uuid4().hex,
+        (start, now),
+        html,
+    )
+    result = summarize(
+        check,
         traffic,
         policy.triggers,
         period=period,
         measured_at=now,
         window=(start, now),
         champion_version=version,
-        validation_rmse=lineage.validation_rmse,
-        report_path=paths.reports / f"drift-{period}-v{version}.html" if report else None,
+        validation_rmse=champion.validation_rmse,
     )
     append_result(paths.monitoring, result)
     return result
@@ -171,9 +190,8 @@ def gate_check(
 
 def gate_data(engine: Engine, result: MonitoringResult, max_rows: int) -> pd.DataFrame:
     """The labelled traffic of the monitored window: the same recent data for both models."""
-    traffic = read_labelled_window(engine, result.window_start, result.window_end)
-    labelled = traffic.dropna(subset=[TARGET])
-    return labelled.head(max_rows).reset_index(drop=True)
+    traffic = read_window(engine, result.window_start, result.window_end)
+    return labelled(traffic).head(max_rows).reset_index(drop=True)
 
 
 def _skip(

@@ -71,9 +71,9 @@ class Gate(_Strict):
 
 
 class Monitoring(_Strict):
-    """The traffic window the monitoring flow measures."""
+    """How the loop measures: level 3's monitoring check against the champion's training data."""
 
-    window_hours: float = Field(default=24.0, gt=0.0)
+    config: Path = Path("configs/monitoring.yaml")
     max_reference_rows: int = Field(default=20_000, ge=100)
 
 

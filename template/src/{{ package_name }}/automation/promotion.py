@@ -1,8 +1,8 @@
-"""Moving aliases: promote a challenger, refuse it, roll the champion back.
+"""Moving aliases for the loop: promote, refuse, roll back; and what a version was trained on.
 
-``champion`` is what the service answers with. Promotion keeps the champion it replaces
-reachable as ``previous-champion`` and remembers the chain in version tags, so rollback can go
-back more than one step.
+The alias moves are level 3's (``monitoring.promotion``): ``champion`` is what the service
+answers with, ``previous-champion`` the one it replaced, and a tag on each promoted version names
+its predecessor, so a rollback can go back more than one step. The loop adds a status tag.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import mlflow.sklearn
 from mlflow import MlflowClient
 from sklearn.pipeline import Pipeline
 
+from ..monitoring import promotion as gated
+from ..monitoring.promotion import PREVIOUS_CHAMPION, PREVIOUS_TAG, drop_alias
 from ..training.registry import (
     CHALLENGER,
     CHAMPION,
@@ -24,8 +26,6 @@ from ..training.registry import (
     set_alias,
 )
 
-PREVIOUS_CHAMPION: Final = "previous-champion"
-PREVIOUS_TAG: Final = "automation.previous_champion"
 STATUS_TAG: Final = "automation.status"
 
 
@@ -65,28 +65,16 @@ def _tag(version: int, key: str, value: str, name: str) -> None:
     MlflowClient().set_model_version_tag(name, str(version), key, value)
 
 
-def _drop_alias(alias: str, version: int, name: str) -> None:
-    """Remove ``alias`` if it still points at ``version``."""
-    if get_version_by_alias(alias, name) == version:
-        MlflowClient().delete_registered_model_alias(name, alias)
-
-
 def promote(version: int, name: str = MODEL_NAME) -> int | None:
-    """Make ``version`` the champion; return the champion it replaced."""
-    previous = get_version_by_alias(CHAMPION, name)
-    if previous is not None and previous != version:
-        _tag(version, PREVIOUS_TAG, str(previous), name)
-        set_alias(PREVIOUS_CHAMPION, previous, name)
+    """Make ``version`` the champion (level 3's alias move); return the champion it replaced."""
     _tag(version, STATUS_TAG, "promoted", name)
-    set_alias(CHAMPION, version, name)  # last: the service polls this alias
-    _drop_alias(CHALLENGER, version, name)
-    return previous
+    return gated.promote(version, name)
 
 
 def refuse(version: int, reason: str, name: str = MODEL_NAME) -> None:
     """Keep ``version`` out of service: tag it and drop its ``challenger`` alias."""
     _tag(version, STATUS_TAG, f"refused: {reason}"[:5000], name)
-    _drop_alias(CHALLENGER, version, name)
+    drop_alias(CHALLENGER, version, name)
 
 
 def rollback(name: str = MODEL_NAME) -> tuple[int, int]:

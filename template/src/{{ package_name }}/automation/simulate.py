@@ -151,6 +151,7 @@ def simulate(
     # Imported after _isolate: the registry and tracking read the environment it sets.
     from ..serving.models import load_models
     from . import loop
+    from .promotion import promote
     from .service import SwapSettings, create_app
 
     policy = load_policy(_write_configs(state, scenario, policy_path))
@@ -162,6 +163,7 @@ def simulate(
         shutil.rmtree(reports)
     paths = loop.LoopPaths.under(state / "automation", reports / "monitoring")
     first = loop.default_trainer(load_config(policy.training.config))
+    promote(first.model_version)  # the trainer assigns no alias: the first model is champion
     print(f"bootstrap: champion v{first.model_version} trained on {months[0]}", end=" ")
     print(f"({time.perf_counter() - started:.0f} s)")
 

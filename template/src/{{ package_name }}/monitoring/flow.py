@@ -18,13 +18,14 @@ import pandas as pd  # noqa: E402
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from sklearn.pipeline import Pipeline  # noqa: E402
+from sqlalchemy import Engine  # noqa: E402
 
 from ..serving.store import make_engine  # noqa: E402
 from ..training.registry import CHAMPION, load_model_by_alias  # noqa: E402
 from ..training.tracking import configure_tracking  # noqa: E402
 from .checks import missing_shares, rmse_by_variant  # noqa: E402
 from .config import DEFAULT_CONFIG, MonitoringConfig, load_config  # noqa: E402
-from .data import load_reference, read_window, with_predictions  # noqa: E402
+from .data import PREDICTION, load_reference, read_window, with_predictions  # noqa: E402
 from .drift import DriftResult, drift_report, save_html, summarize  # noqa: E402
 from .store import write_metrics  # noqa: E402
 
@@ -108,6 +109,30 @@ def _metrics(
     return values
 
 
+def check_window(
+    config: MonitoringConfig,
+    engine: Engine,
+    reference: pd.DataFrame,
+    window: pd.DataFrame,
+    run_id: str,
+    span: tuple[datetime, datetime],
+    report: Path | None = None,
+) -> MonitoringResult:
+    """Drift, missing values and RMSE of ``window``; stores the metrics in ``engine`` and
+    writes the HTML ``report`` (if given) when the window is large enough for a drift verdict."""
+    missing = missing_shares(window)
+    rmse = rmse_by_variant(window, config.checks.min_labelled)
+    drift, written = None, None
+    if len(window) >= config.checks.min_rows:
+        snapshot = drift_report(reference, window.dropna(subset=[PREDICTION]), config.drift)
+        drift = summarize(snapshot, config.drift)
+        if report is not None:
+            written = save_html(snapshot, report)
+    write_metrics(engine, run_id, span, _metrics(len(window), drift, missing, rmse))
+    alerts = _alerts(config, len(window), drift, missing, rmse)
+    return MonitoringResult(run_id, len(window), drift, rmse, alerts, written)
+
+
 @task(name="check window", cache_policy=NO_CACHE)
 def check_task(
     config: MonitoringConfig,
@@ -117,19 +142,10 @@ def check_task(
     span: tuple[datetime, datetime],
 ) -> MonitoringResult:
     """Drift, missing values and RMSE; writes the HTML report and stores the metrics."""
-    missing = missing_shares(window)
-    rmse = rmse_by_variant(window, config.checks.min_labelled)
-    drift, report = None, None
-    if len(window) >= config.checks.min_rows:
-        snapshot = drift_report(reference, window.dropna(subset=["prediction"]), config.drift)
-        drift = summarize(snapshot, config.drift)
-        stamp = span[1].strftime("%Y%m%dT%H%M%S")
-        report = save_html(snapshot, config.reports_dir / f"monitoring-{stamp}-{run_id[:8]}.html")
-    write_metrics(
-        make_engine(config.log_url()), run_id, span, _metrics(len(window), drift, missing, rmse)
-    )
-    alerts = _alerts(config, len(window), drift, missing, rmse)
-    return MonitoringResult(run_id, len(window), drift, rmse, alerts, report)
+    stamp = span[1].strftime("%Y%m%dT%H%M%S")
+    report = config.reports_dir / f"monitoring-{stamp}-{run_id[:8]}.html"
+    engine = make_engine(config.log_url())
+    return check_window(config, engine, reference, window, run_id, span, report)
 
 
 @flow(name="monitoring", log_prints=False)

@@ -37,6 +37,8 @@ from .data import labelled, read_window  # noqa: E402
 
 #: Where the champion before the last promotion stays reachable (for a rollback).
 PREVIOUS_CHAMPION = "previous-champion"
+#: Version tag: the champion a version replaced (the chain a rollback walks back).
+PREVIOUS_TAG = "promotion.previous_champion"
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,25 @@ def recent_labelled(config: MonitoringConfig, month: str | None) -> tuple[pd.Dat
     return labelled(window), f"labelled predictions of the last {config.promotion.window_hours:g} h"
 
 
-def promote(challenger: int, champion: int) -> None:
-    """Move ``champion`` to the challenger; keep the old one as ``previous-champion``."""
-    set_alias(PREVIOUS_CHAMPION, champion)
-    set_alias(CHAMPION, challenger)
-    MlflowClient().delete_registered_model_alias(MODEL_NAME, CHALLENGER)
+def drop_alias(alias: str, version: int, name: str = MODEL_NAME) -> None:
+    """Remove ``alias`` if it still points at ``version``."""
+    if get_version_by_alias(alias, name) == version:
+        MlflowClient().delete_registered_model_alias(name, alias)
+
+
+def promote(version: int, name: str = MODEL_NAME) -> int | None:
+    """Make ``version`` the champion; return the champion it replaced.
+
+    The replaced champion keeps the alias ``previous-champion`` and is named in a tag of
+    ``version``, so a rollback can go back more than one step.
+    """
+    previous = get_version_by_alias(CHAMPION, name)
+    if previous is not None and previous != version:
+        MlflowClient().set_model_version_tag(name, str(version), PREVIOUS_TAG, str(previous))
+        set_alias(PREVIOUS_CHAMPION, previous, name)
+    set_alias(CHAMPION, version, name)  # a live-swapping service follows this alias
+    drop_alias(CHALLENGER, version, name)
+    return previous
 
 
 def record(decision: PromotionDecision) -> str:
@@ -129,7 +145,7 @@ def evaluate_promotion(config: MonitoringConfig, month: str | None) -> Promotion
     challenger_rmse = evaluate(challenger, data)["rmse"]
     promoted, reason = decide(champion_rmse, challenger_rmse, margin)
     if promoted:
-        promote(challenger_version, champion_version)
+        promote(challenger_version)
     return PromotionDecision(
         promoted,
         reason,
