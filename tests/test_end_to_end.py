@@ -15,12 +15,14 @@ pytestmark = pytest.mark.slow
 
 # The commands a new user runs at each level, in order (see each level's README).
 MAKE_TARGETS: dict[int, list[str]] = {
-    1: ["install", "lint", "test", "train"],
+    # `secrets`: no generated file holds anything a secret scanner flags.
+    1: ["install", "secrets", "lint", "test", "train"],
     # Training twice: the second run must register a challenger beside the champion.
     2: ["install", "lint", "test", "train", "train"],
     # Then score a month, monitor (an empty log: no verdict) and try a promotion (no labelled
     # traffic yet: refused, so the aliases stay as training left them).
-    3: ["install", "lint", "test", "train", "train", "score", "monitor", "promote"],
+    # `test-slow` (once, here): fuzzing, load bursts and fault injection (docs/reliability.md).
+    3: ["install", "lint", "test", "test-slow", "train", "train", "score", "monitor", "promote"],
     # Then the closed loop over generated months, on a registry of its own (.mlops/simulation).
     4: ["install", "lint", "test", "train", "train", "simulate"],
 }

@@ -47,6 +47,16 @@ class ServiceMetrics:
             "Failed writes to the prediction log since start (each is retried).",
             registry=self.registry,
         )
+        self.log_dropped = Gauge(
+            "prediction_log_dropped",
+            "Predictions given up on by the prediction log (buffer full, or down at shutdown).",
+            registry=self.registry,
+        )
+        self.log_duplicates = Gauge(
+            "prediction_log_duplicate_ids",
+            "Predictions not logged because their request id was already logged.",
+            registry=self.registry,
+        )
         self.model_loaded = Gauge(
             "model_loaded",
             "1 for each loaded model, by variant and version.",

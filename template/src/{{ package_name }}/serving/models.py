@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
+
+from fastapi.concurrency import run_in_threadpool
 
 from ..training.registry import (
     CHALLENGER,
@@ -68,8 +73,8 @@ def load_models(settings: ServingSettings) -> ModelSet:
     """Load ``champion`` (required) and ``challenger`` (optional) from the configured registry."""
     if settings.tracking_uri:
         os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri  # configure_tracking reads it
-    configure_tracking()
     try:
+        configure_tracking()  # reaches the tracking server: may fail like the load itself
         champion = _load(CHAMPION, CHAMPION_VARIANT)
     except ModelNotFoundError as exc:
         return empty_model_set(f"no '{CHAMPION}' model in the registry: {exc}")
@@ -84,3 +89,40 @@ def load_models(settings: ServingSettings) -> ModelSet:
         log.exception("loading the challenger failed; serving the champion only")
     router = ABRouter(settings.challenger_share, has_challenger=challenger is not None)
     return ModelSet(champion, challenger, router)
+
+
+class Swappable(Protocol):
+    """What ``load_until_ready`` needs of the service: its models and a way to replace them."""
+
+    models: ModelSet
+
+    def swap(self, models: ModelSet) -> None: ...
+
+
+def _ready(state: Swappable) -> bool:
+    return state.models.ready
+
+
+async def load_until_ready(
+    loader: Callable[[ServingSettings], ModelSet], settings: ServingSettings, state: Swappable
+) -> None:
+    """Retry ``loader`` every ``load_retry_interval`` seconds until a champion is loaded.
+
+    A service started while the registry is down is alive but not ready; it becomes ready by
+    itself once the registry is back, without a restart.
+    """
+    attempt = 0
+    while not _ready(state):
+        await asyncio.sleep(settings.load_retry_interval)
+        attempt += 1
+        try:
+            models = await run_in_threadpool(loader, settings)
+        except Exception as exc:  # a loader that raises instead of reporting
+            models = empty_model_set(f"loading the models failed: {exc}")
+        if _ready(state):  # loaded meanwhile by someone else (a reload)
+            return
+        state.swap(models)  # a ready set, or the latest reason why not
+        if models.ready:
+            log.warning("models loaded after %d retries", attempt)
+        else:
+            log.warning("still no model after %d retries: %s", attempt, models.problem)

@@ -5,13 +5,22 @@ Field names follow the data contract (``contract.FEATURES``); change both togeth
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
 from ..contract import ZONE_MAX, ZONE_MIN
 
-Zone = Annotated[int, Field(ge=ZONE_MIN, le=ZONE_MAX, strict=True)]
+
+def _whole_number(value: Any) -> Any:
+    """``43.0`` is the integer 43 in JSON (and in the OpenAPI schema); ``43.5`` stays invalid."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# Strict: "161" (text) and true (a bool) are refused, not coerced.
+Zone = Annotated[int, Field(ge=ZONE_MIN, le=ZONE_MAX, strict=True), BeforeValidator(_whole_number)]
 CallerKey = Annotated[str, Field(min_length=1, max_length=200)]
 MAX_DISTANCE = 500.0
 
@@ -29,7 +38,7 @@ class Trip(BaseModel):
 
     PULocationID: Zone
     DOLocationID: Zone
-    trip_distance: float = Field(ge=0.0, le=MAX_DISTANCE, allow_inf_nan=False)
+    trip_distance: float = Field(ge=0.0, le=MAX_DISTANCE, allow_inf_nan=False, strict=True)
 
 
 class PredictRequest(BaseModel):
@@ -84,7 +93,7 @@ class GroundTruth(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     request_id: str = Field(min_length=1, max_length=200)
-    duration: float = Field(ge=0.0, le=24 * 60, allow_inf_nan=False)
+    duration: float = Field(ge=0.0, le=24 * 60, allow_inf_nan=False, strict=True)
 
 
 class GroundTruthBatch(BaseModel):
@@ -118,3 +127,17 @@ class Health(BaseModel):
     status: str
     ready: bool
     detail: str | None = None
+
+
+class FieldError(BaseModel):
+    """One reason a request was refused: where (``["body", "trip", "PULocationID"]``) and why."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Invalid(BaseModel):
+    """A request refused before prediction (422), one entry per bad field."""
+
+    detail: list[FieldError]

@@ -49,3 +49,13 @@ class ServingSettings(BaseSettings):
     log_flush_interval: float = Field(
         default=0.5, gt=0.0, le=60.0, description="Seconds between prediction-log writes."
     )
+    max_body_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1_024,
+        description="Largest request body accepted, in bytes (413 above it).",
+    )
+    load_retry_interval: float = Field(
+        default=10.0,
+        ge=0.0,
+        description="Seconds between attempts to load the models while none is loaded (0: off).",
+    )

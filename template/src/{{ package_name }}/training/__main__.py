@@ -52,21 +52,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the flow; exit 2 on a bad configuration or bad data, with the reason."""
+    """Run the flow; exit 2 on a bad configuration or bad data, 3 if tracking fails."""
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config, args.overrides)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from mlflow.exceptions import MlflowException
+
     from .flow import training_flow
 
-    environment.hide_tracebacks_of(DataValidationError)
+    environment.hide_tracebacks_of(DataValidationError, MlflowException)
     try:
         result = training_flow(config)
     except DataValidationError as exc:
         print(f"error: bad data, nothing was registered: {exc}", file=sys.stderr)
         return 2
+    except MlflowException as exc:  # tracking server down or refusing: no alias was moved
+        print(f"error: MLflow tracking failed, no alias was moved: {exc}", file=sys.stderr)
+        return 3
     metrics = " ".join(f"{name}={value:.3f}" for name, value in result.metrics.items())
     print(f"validation {metrics}")
     print(f"registered version {result.model_version} as {result.alias!r} (run {result.run_id})")
