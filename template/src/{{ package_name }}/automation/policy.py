@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..contract import FEATURES
+from ..training.config import format_errors
 
 DEFAULT_POLICY = Path("configs/retraining.yaml")
 
@@ -102,20 +103,12 @@ class RetrainingPolicy(_Strict):
     schedules: Schedules = Field(default_factory=Schedules)
 
 
-def _format_errors(error: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid retraining policy"]
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"  {where}: {item['msg'].removeprefix('Value error, ')}")
-    return "\n".join(lines)
-
-
 def parse_policy(tree: dict[str, Any], source: str = "policy") -> RetrainingPolicy:
     """Validate a policy given as a mapping."""
     try:
         return RetrainingPolicy.model_validate(tree)
     except ValidationError as exc:
-        raise PolicyError(_format_errors(exc, source)) from None
+        raise PolicyError(format_errors(exc, source, "retraining policy")) from None
 
 
 def load_policy(path: str | Path = DEFAULT_POLICY) -> RetrainingPolicy:

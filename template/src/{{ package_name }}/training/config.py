@@ -118,8 +118,9 @@ def _set_dotted(tree: dict[str, Any], assignment: str) -> None:
     node[leaf] = yaml.safe_load(raw) if raw.strip() else None
 
 
-def _format_errors(error: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid training configuration"]
+def format_errors(error: ValidationError, source: str, what: str = "training configuration") -> str:
+    """One line per invalid field, named by its dotted path (other configs reuse this)."""
+    lines = [f"{source}: invalid {what}"]
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"]) or "(top level)"
         message = item["msg"].removeprefix("Value error, ")
@@ -149,4 +150,4 @@ def load_config(
     try:
         return TrainingConfig.model_validate(tree)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, source)) from None
+        raise ConfigError(format_errors(exc, source)) from None
