@@ -1,8 +1,15 @@
-"""The audit trail: every decision, with its inputs and numbers, in a JSONL log and in MLflow."""
+"""The audit trail: every decision, with its inputs and numbers, in a JSONL log and in MLflow.
+
+A record counts once its line ends with a newline. It is appended with one ``write``, so a process
+killed while writing leaves at most an unfinished last line: readers skip it, the next append
+cuts it off.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +23,32 @@ REFUSED = "refused"
 FAILED = "failed"
 SKIPPED = "skipped"
 ROLLED_BACK = "rolled back"
+
+log = logging.getLogger(__name__)
+
+
+def complete_lines(path: Path) -> list[str]:
+    """The non-empty, newline-terminated lines of ``path`` (none when it does not exist)."""
+    if not path.is_file():
+        return []
+    return [line for line in path.read_text().split("\n")[:-1] if line.strip()]
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append ``line`` whole: drop an unfinished last line left by a kill, then write once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_file():
+        content = path.read_bytes()
+        if content and not content.endswith(b"\n"):
+            log.warning("%s: dropping an unfinished last line (a write was cut short)", path)
+            os.truncate(path, content.rfind(b"\n") + 1)
+    data = (line + "\n").encode()
+    handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        while data:
+            data = data[os.write(handle, data) :]
+    finally:
+        os.close(handle)
 
 
 @dataclass(frozen=True)
@@ -48,9 +81,7 @@ class DecisionRecord:
 
 def read_log(path: Path) -> list[DecisionRecord]:
     """Every decision recorded in ``path``, oldest first."""
-    if not path.is_file():
-        return []
-    return [DecisionRecord.from_json(line) for line in path.read_text().splitlines() if line]
+    return [DecisionRecord.from_json(line) for line in complete_lines(path)]
 
 
 def last_retraining(path: Path) -> datetime | None:
@@ -96,7 +127,5 @@ def record(path: Path, decision: DecisionRecord, mlflow: bool = True) -> Decisio
     """Write ``decision`` to MLflow (when asked) and append it to the decision log."""
     if mlflow:
         decision = DecisionRecord(**{**asdict(decision), "mlflow_run_id": log_to_mlflow(decision)})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        handle.write(decision.to_json() + "\n")
+    append_line(path, decision.to_json())
     return decision

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..monitoring.checks import rmse_by_variant
 from ..serving.router import CHAMPION_VARIANT
+from .audit import append_line, complete_lines
 from .policy import Triggers
 
 if TYPE_CHECKING:  # the flow module pulls in Prefect and Evidently
@@ -104,15 +105,11 @@ def summarize(
 
 
 def append_result(path: Path, result: MonitoringResult) -> None:
-    """Append ``result`` to the JSONL history of monitoring results."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        handle.write(result.to_json() + "\n")
+    """Append ``result`` to the JSONL history of monitoring results (whole, see ``audit``)."""
+    append_line(path, result.to_json())
 
 
 def latest_result(path: Path) -> MonitoringResult | None:
     """The most recent monitoring result, or None before the first one."""
-    if not path.is_file():
-        return None
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    lines = complete_lines(path)
     return MonitoringResult.from_json(lines[-1]) if lines else None
