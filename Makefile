@@ -3,10 +3,10 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install test test-all docs lint
+.PHONY: help install test test-all docs lint screenshots
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(BIN)/pytest:
 	python3 -m venv $(VENV) && $(BIN)/pip install -q -e '.[test]'
@@ -22,6 +22,9 @@ test-all: install ## The whole suite, slow end-to-end tests included (what CI ru
 docs: install ## Build the docs site strictly into site/
 	$(BIN)/mkdocs build --strict
 
+screenshots: install ## Retake docs/images/screenshots/ from a generated project (needs chromium)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python scripts/screenshots.py $(ARGS)
+
 lint: install ## Lint the template's own Python
-	$(BIN)/ruff check extensions tests benchmarks docs
-	$(BIN)/ruff format --check extensions tests benchmarks docs
+	$(BIN)/ruff check extensions tests benchmarks docs scripts
+	$(BIN)/ruff format --check extensions tests benchmarks docs scripts

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -113,3 +114,59 @@ def test_generated_readme_links_to_its_level_page(site: Path, render: Render) ->
     assert level.docs_url in readme
     assert level.docs_url.startswith(maturity.DOCS_URL)
     assert (site / level.docs_path / "index.html").is_file()
+
+
+# ------------------------------------------------------- screenshots (scripts/screenshots.py)
+
+SCREENSHOTS = ROOT / "docs" / "images" / "screenshots"
+IMAGE_REF = re.compile(r"!\[[^\]]+\]\(([^)\s]+\.png)\)")
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height of a complete PNG (signature, IHDR first, IEND last)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    assert data[12:16] == b"IHDR", "no IHDR chunk"
+    assert data[-8:-4] == b"IEND", "truncated: no IEND chunk"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_screenshots_in_the_docs_are_the_scripts_and_valid_pngs() -> None:
+    from scripts.screenshots import OUT, SHOTS
+
+    assert OUT == SCREENSHOTS
+    referenced: set[Path] = set()
+    for page_path in (ROOT / "docs").rglob("*.md"):
+        for target in IMAGE_REF.findall(page_path.read_text(encoding="utf-8")):
+            image = (page_path.parent / target).resolve()
+            assert image.is_file(), f"{page_path.relative_to(ROOT)} shows missing {target}"
+            referenced.add(image)
+    shots = {shot.name: shot for shot in SHOTS}
+    on_disk = {path.name for path in SCREENSHOTS.iterdir()}
+    assert on_disk == set(shots), "docs/images/screenshots/ is not what the script takes"
+    assert {SCREENSHOTS / name for name in shots} <= referenced, "a screenshot no page shows"
+    for name, shot in shots.items():
+        data = (SCREENSHOTS / name).read_bytes()
+        assert png_size(data) == (shot.width, shot.height), name
+        assert len(data) < 300_000, f"{name} is {len(data) // 1024} KB"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not shutil.which("chromium"), reason="needs chromium (apt-get install chromium)"
+)
+def test_screenshot_script_photographs_a_generated_project(tmp_path: Path) -> None:
+    """The whole script: generate, install, train twice, serve, monitor, MLflow UI, Chromium."""
+    from scripts.screenshots import SHOTS
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "screenshots.py"), "--out", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    for shot in SHOTS:
+        assert png_size((tmp_path / shot.name).read_bytes()) == (shot.width, shot.height)
