@@ -43,6 +43,8 @@ def configure_tracking(project_dir: Path | None = None) -> str:
     mlflow.set_tracking_uri(uri)
     if mlflow.get_experiment_by_name(EXPERIMENT_NAME) is None:
         # A server chooses the artifact store itself unless MLFLOW_ARTIFACT_LOCATION says.
-        mlflow.create_experiment(EXPERIMENT_NAME, artifact_location=artifacts)
+        # The experiment kind opens MLflow's UI on the model-training views, not the GenAI ones.
+        kind = {"mlflow.experimentKind": "custom_model_development"}
+        mlflow.create_experiment(EXPERIMENT_NAME, artifact_location=artifacts, tags=kind)
     mlflow.set_experiment(EXPERIMENT_NAME)
     return uri
