@@ -2,12 +2,16 @@
 
 Contenders, alternated in every round: this template (a committed snapshot of its working tree),
 a plain Copier template of the same size made here (same files, same bytes, no extensions, no
-exclusions) and, when it can run offline, cookiecutter-data-science's ``ccds``.
+exclusions), copier's own floor (``copier --version`` and a copy of a one-file template) and,
+when it can run offline, cookiecutter-data-science's ``ccds``. Wall and CPU seconds (user +
+system of copier and its children) are both kept: on a shared machine the wall time follows
+the load, the CPU time much less.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -28,6 +32,7 @@ from benchmarks.common import (
     template_workdir,
     update_cmd,
 )
+from benchmarks.common import copier as copier_bin
 
 TARGET_COPY = 1.5  # seconds, issue 8
 TARGET_UPDATE = 5.0
@@ -49,6 +54,24 @@ project_name: {type: str, default: Taxi Trip Duration}
 package_name: {type: str, default: taxi_trip_duration}
 level: {type: int, default: 1}
 """
+
+
+TINY_COPIER_YML = "_subdirectory: template\nname: {type: str, default: x}\n"
+
+
+def cpu_seconds() -> float:
+    """User + system seconds of every finished child process so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def make_tiny_template(dest: Path) -> Path:
+    """The floor: a committed Copier template of one templated file and one question."""
+    (dest / "template").mkdir(parents=True)
+    (dest / "copier.yml").write_text(TINY_COPIER_YML)
+    (dest / "template" / "README.md.jinja").write_text("# {{ name }}\n")
+    git_commit_all(dest, "tiny template")
+    return dest
 
 
 def _plain_name(rel: str) -> str:
@@ -130,13 +153,16 @@ def run(options: Options) -> Result:
             "ratio",
             "target",
             "ratio to target",
+            "CPU s (this / plain)",
         ],
     )
+    load_before = os.getloadavg()
     with template_workdir("generation") as (work, ours):
         probe = work / "probe"
         sh(copy_cmd(ours, probe, max(levels)), work)
         plain = make_plain_template(ours, probe, work / "plain")
         files = sum(1 for p in (ours / "template").rglob("*") if p.is_file())
+        tiny = make_tiny_template(work / "tiny")
         ccds, why = ccds_runner(work)
         counter = iter(range(10**6))
         times: dict[str, list[float]] = {}
@@ -145,22 +171,39 @@ def run(options: Options) -> Result:
             times.setdefault(key, []).append(seconds)
             return seconds
 
+        def timed(key: str, cmd: list[str], cwd: Path) -> float:
+            """Run ``cmd``; record its wall seconds under ``key``, its CPU under ``key cpu``."""
+            cpu = cpu_seconds()
+            seconds = record(key, sh(cmd, cwd))
+            record(f"{key} cpu", cpu_seconds() - cpu)
+            return seconds
+
+        def floor() -> float:
+            timed("floor version", [copier_bin(), "--version"], work)
+            dest = work / f"tiny-{next(counter)}"
+            seconds = timed("floor copy", copy_cmd(tiny, dest, 1), work)
+            shutil.rmtree(dest, ignore_errors=True)
+            return seconds
+
         def contender(name: str, template: Path) -> Callable[[], float]:
             def one_round() -> float:
                 base = work / f"{name}-{next(counter)}"
                 for level in levels:
                     dest = base / f"L{level}"
-                    record(f"{name} copy {level}", sh(copy_cmd(template, dest, level), work))
+                    timed(f"{name} copy {level}", copy_cmd(template, dest, level), work)
                     if level + 1 in levels:
                         git_commit_all(dest)
-                        seconds = sh(update_cmd(level + 1), dest)
-                        record(f"{name} update {level}->{level + 1}", seconds)
+                        timed(f"{name} update {level}->{level + 1}", update_cmd(level + 1), dest)
                 shutil.rmtree(base, ignore_errors=True)
                 return 0.0
 
             return one_round
 
-        contenders = {"ours": contender("ours", ours), "plain": contender("plain", plain)}
+        contenders = {
+            "ours": contender("ours", ours),
+            "plain": contender("plain", plain),
+            "floor": floor,
+        }
         if ccds is not None:
             contenders["ccds"] = lambda: record("ccds copy", ccds())
         rounds = max(1, options.rounds if not options.quick else 1)
@@ -180,11 +223,12 @@ def run(options: Options) -> Result:
                 f"{fmt(r)}x",
                 f"< {target:g} s",
                 f"{fmt(ratio(ours_s, target))}x",
+                f"{fmt(med[f'ours {key} cpu'])} / {fmt(med[f'plain {key} cpu'])}",
             ]
         )
         result.chart.append((label, r))
     if "ccds copy" in med:
-        result.rows.append(["ccds copy (its default project)", "", "", "", "", ""])
+        result.rows.append(["ccds copy (its default project)", "", "", "", "", "", ""])
         result.notes.append(f"ccds copy: median {fmt(med['ccds copy'])} s")
     else:
         result.notes.append(f"ccds: not measured. {why}.")
@@ -195,6 +239,32 @@ def run(options: Options) -> Result:
         "bytes as this one's template/ folder (rendered text, one variable, own delimiters), "
         "no extensions and no exclusions. Ratio = this template / plain; ratio to target < 1 "
         "means the target is met.",
+    )
+    load_after = os.getloadavg()
+    result.notes.insert(
+        1,
+        f"Floor (copier itself, same rounds): `copier --version` {fmt(med['floor version'])} s "
+        f"wall, {fmt(med['floor version cpu'])} s CPU; `copier copy` of a one-file template "
+        f"{fmt(med['floor copy'])} s wall, {fmt(med['floor copy cpu'])} s CPU. Every copy "
+        "pays this import and start-up; an update runs copier's copy machinery three times.",
+    )
+    result.notes.insert(
+        2,
+        f"Load average (1 min) {load_before[0]:.1f} at the start, {load_after[0]:.1f} at the "
+        f"end, on {os.cpu_count()} cores shared with other work: wall times stretch with the "
+        "load, CPU seconds (user + system, copier and its children) much less.",
+    )
+    result.notes.insert(
+        3,
+        "Where the rest goes (cProfile of a level-1 copy and a 1->2 update): copier clones the "
+        "whole template repository into a temporary folder and deletes it afterwards (an "
+        "update clones five times; on this disk deleting a few hundred files takes ~0.5 s), "
+        "renders every part of every path of template/, excluded ones included, and runs git "
+        "once per rendered file. This template's own share is small: its Jinja extension "
+        "compiles each distinct template string once (copier compiled ~1,000 per copy, three "
+        "times over in an update), the context hook computes the model once per level, and "
+        "the level guard's two migrations import neither copier nor Jinja (~0.1 s CPU each, "
+        "was ~0.45 s).",
     )
     result.chart_title = "this template / plain Copier (median time ratio)"
     result.data = {"samples": times, "medians": med, "files": files, "ccds": why or "measured"}
