@@ -19,6 +19,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python benchmarks/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import chart as svg_chart
 from benchmarks.common import ROOT, Options, Result, machine
 
 # name -> module; each module has run(options) -> Result. Order = the order of `all`.
@@ -26,9 +27,13 @@ BENCHMARKS = {
     "generation": "benchmarks.generation",
     "time_to_green": "benchmarks.time_to_green",
     "serving": "benchmarks.serving",
+    "pipeline": "benchmarks.pipeline",
+    "monitoring": "benchmarks.monitoring",
 }
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = ROOT / "docs" / "benchmarks.md"
+CHART = "assets/benchmarks.svg"  # relative to the page; drawn from every result
+CHART_BEGIN, CHART_END = "<!-- bench-chart -->", "<!-- /bench-chart -->"
 
 
 def table(result: Result) -> str:
@@ -73,14 +78,40 @@ def section(result: Result, info: dict[str, str]) -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
-def write_docs(result: Result, info: dict[str, str], path: Path = DOCS) -> None:
-    """Replace this benchmark's section between its markers (append it if missing)."""
+def _replace(text: str, begin: str, end: str, block: str, before: str | None = None) -> str:
+    """``text`` with ``block`` between ``begin`` and ``end`` (inserted before the first
+    ``before``, else appended, when the markers are missing)."""
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        return pattern.sub(lambda _: block, text)
+    if before and before in text:
+        head, _, tail = text.partition(before)
+        return f"{head}{block}\n\n{before}{tail}"
+    return f"{text}\n{block}\n"
+
+
+def write_chart(text: str, page: Path, results: Path) -> str:
+    """Redraw the SVG chart from every result in ``results``; ``text`` with its image."""
+    if svg_chart.write(results, page.parent / CHART) is None:
+        return text
+    block = (
+        f"{CHART_BEGIN}\n"
+        f"![Every benchmark's ratios, drawn from benchmarks/results/*.json]({CHART})\n"
+        f"{CHART_END}"
+    )
+    return _replace(text, CHART_BEGIN, CHART_END, block, before="<!-- bench:")
+
+
+def write_docs(
+    result: Result, info: dict[str, str], path: Path = DOCS, results: Path = RESULTS
+) -> None:
+    """Replace this benchmark's section between its markers (append it if missing), and
+    redraw the chart of all results."""
     begin, end = f"<!-- bench:{result.name} -->", f"<!-- /bench:{result.name} -->"
     block = f"{begin}\n{section(result, info)}{end}"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else f"{text}\n{block}\n"
-    path.write_text(text)
+    text = _replace(text, begin, end, block)
+    path.write_text(write_chart(text, path, results))
 
 
 def write_json(result: Result, info: dict[str, str], directory: Path = RESULTS) -> Path:
@@ -100,7 +131,9 @@ def parse(argv: list[str] | None) -> tuple[list[str], Options, argparse.Namespac
     parser.add_argument("--levels", help="comma-separated levels, e.g. 1,2 (default: all)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per load run")
     parser.add_argument(
-        "--project", type=Path, help="serving: reuse this installed, trained level-3 project"
+        "--project",
+        type=Path,
+        help="serving (trained), pipeline, monitoring: reuse this installed level-3 project",
     )
     parser.add_argument("--quick", action="store_true", help="one short round: a smoke run")
     parser.add_argument("--no-docs", action="store_true", help="do not touch docs/benchmarks.md")
@@ -144,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  - {note}")
         print(f"   results: {write_json(result, info, args.results)}", flush=True)
         if not args.no_docs:
-            write_docs(result, info)
+            write_docs(result, info, results=args.results)
     return 1 if failed else 0
 
 

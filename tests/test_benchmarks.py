@@ -39,3 +39,32 @@ def test_generation_benchmark_runs_with_a_minimal_budget(tmp_path: Path) -> None
     assert code == 0
     saved = json.loads((tmp_path / "generation.json").read_text())
     assert [row[0] for row in saved["rows"]] == ["copy level 1", "copy level 2", "update 1->2"]
+
+
+def test_chart_is_redrawn_from_every_result_and_embedded_once(tmp_path: Path) -> None:
+    page, results = tmp_path / "docs" / "benchmarks.md", tmp_path / "results"
+    page.parent.mkdir()
+    other = "<!-- bench:other -->\nx\n<!-- /bench:other -->\n"
+    page.write_text(f"# Benchmarks\n\n## Results\n\n{other}")
+    info = {"date": "d", "cores": "2", "cpu": "c", "memory": "m", "os": "o", "python": "p"}
+    for name, value in [("alpha", 0.5), ("beta", 31.8)]:
+        result = Result(name, name, ["a"], chart=[(f"{name} -> ratio", value)], chart_title="t")
+        run.write_json(result, info, results)
+        run.write_docs(result, info, page, results)
+    text = page.read_text()
+    assert text.count(run.CHART_BEGIN) == 1
+    assert text.index(run.CHART_BEGIN) < text.index("<!-- bench:other -->")
+    svg = (page.parent / run.CHART).read_text()
+    assert svg.startswith("<svg")
+    assert "alpha -&gt; ratio" in svg
+    assert "31.80" in svg
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["pipeline", "monitoring"])
+def test_pipeline_and_monitoring_benchmarks_run_in_quick_mode(tmp_path: Path, name: str) -> None:
+    code = run.main([name, "--quick", "--no-docs", "--results", str(tmp_path)])
+    assert code == 0
+    saved = json.loads((tmp_path / f"{name}.json").read_text())
+    assert saved["rows"]
+    assert saved["chart"]

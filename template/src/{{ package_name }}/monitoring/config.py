@@ -53,6 +53,7 @@ class DriftConfig(_Strict):
     numerical_threshold: float = Field(default=0.1, gt=0)
     prediction_method: DistanceMethod = "wasserstein"
     prediction_threshold: float = Field(default=0.1, gt=0)
+    sample_rows: int = Field(default=50_000, ge=1_000)
 
 
 class ChecksConfig(_Strict):

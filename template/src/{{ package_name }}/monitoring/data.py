@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import pandas as pd
 from sklearn.pipeline import Pipeline
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, FromClause, select
 
 from ..contract import FEATURES, TARGET, load_month
 from ..features import prepare_features
@@ -17,27 +18,35 @@ from .config import ReferenceConfig
 
 PREDICTION = "prediction"
 WINDOW_COLUMNS = ["ts", "request_id", "variant", "model_version", *FEATURES, PREDICTION, TARGET]
+#: What the monitoring check reads: no timestamps to parse and no request ids to copy, which
+#: cost more than the rest of a large window.
+CHECK_COLUMNS = ["variant", *FEATURES, PREDICTION, TARGET]
 
 
 def read_window(
-    engine: Engine, since: datetime, until: datetime | None = None, max_rows: int | None = None
+    engine: Engine,
+    since: datetime,
+    until: datetime | None = None,
+    max_rows: int | None = None,
+    columns: Sequence[str] = WINDOW_COLUMNS,
 ) -> pd.DataFrame:
-    """Logged predictions from ``since`` (to ``until``), newest first, with ground truth if any."""
+    """Logged predictions from ``since`` (to ``until``), newest first, with ground truth if any.
+
+    ``columns`` (a subset of ``WINDOW_COLUMNS``) are read; ground truth is joined only when
+    ``TARGET`` is one of them.
+    """
+    unknown = [name for name in columns if name not in WINDOW_COLUMNS]
+    if unknown:
+        raise ValueError(f"unknown window column(s) {unknown}, expected {WINDOW_COLUMNS}")
+    selected = [ground_truth.c[TARGET] if n == TARGET else predictions.c[n] for n in columns]
+    source: FromClause = predictions
+    if TARGET in columns:
+        source = predictions.outerjoin(
+            ground_truth, predictions.c.request_id == ground_truth.c.request_id
+        )
     query = (
-        select(
-            predictions.c.ts,
-            predictions.c.request_id,
-            predictions.c.variant,
-            predictions.c.model_version,
-            *(predictions.c[name] for name in FEATURES),
-            predictions.c.prediction,
-            ground_truth.c[TARGET],
-        )
-        .select_from(
-            predictions.outerjoin(
-                ground_truth, predictions.c.request_id == ground_truth.c.request_id
-            )
-        )
+        select(*selected)
+        .select_from(source)
         .where(predictions.c.ts >= since)
         .order_by(predictions.c.ts.desc())
     )
@@ -46,8 +55,9 @@ def read_window(
     if max_rows is not None:
         query = query.limit(max_rows)
     with engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(query).all(), columns=WINDOW_COLUMNS)
-    return frame.astype({TARGET: "float64", PREDICTION: "float64"})
+        frame = pd.DataFrame(conn.execute(query).all(), columns=list(columns))
+    floats = {name: "float64" for name in (TARGET, PREDICTION) if name in columns}
+    return frame.astype(floats)
 
 
 def labelled(window: pd.DataFrame) -> pd.DataFrame:

@@ -25,7 +25,13 @@ from ..training.registry import CHAMPION, load_model_by_alias  # noqa: E402
 from ..training.tracking import configure_tracking  # noqa: E402
 from .checks import missing_shares, rmse_by_variant  # noqa: E402
 from .config import DEFAULT_CONFIG, MonitoringConfig, load_config  # noqa: E402
-from .data import PREDICTION, load_reference, read_window, with_predictions  # noqa: E402
+from .data import (  # noqa: E402
+    CHECK_COLUMNS,
+    PREDICTION,
+    load_reference,
+    read_window,
+    with_predictions,
+)
 from .drift import DriftResult, drift_report, save_html, summarize  # noqa: E402
 from .store import write_metrics  # noqa: E402
 
@@ -56,8 +62,8 @@ def reference_task(config: MonitoringConfig, model: Pipeline) -> pd.DataFrame:
 
 @task(name="read window", cache_policy=NO_CACHE)
 def window_task(log_url: str, since: datetime, until: datetime, max_rows: int) -> pd.DataFrame:
-    """Logged predictions of the window, with ground truth where it arrived."""
-    return read_window(make_engine(log_url), since, until, max_rows)
+    """Logged predictions of the window (the columns the check needs), with ground truth."""
+    return read_window(make_engine(log_url), since, until, max_rows, CHECK_COLUMNS)
 
 
 def _alerts(
