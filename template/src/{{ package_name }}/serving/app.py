@@ -47,7 +47,7 @@ from .schemas import (
     Trip,
 )
 from .settings import ServingSettings
-from .store import LoggedPrediction, PredictionLog, make_engine, upsert_ground_truth
+from .store import LoggedBatch, LoggedPrediction, PredictionLog, make_engine, upsert_ground_truth
 
 log = logging.getLogger(__name__)
 Loader = Callable[[ServingSettings], ModelSet]
@@ -251,19 +251,18 @@ def create_app(settings: ServingSettings | None = None, loader: Loader = load_mo
         values = await _predict(model, rows)
         seconds = perf_counter() - start
         state.observe("predict_batch", model, len(rows), seconds)
-        now, ids = datetime.now(UTC), [f"{batch_id}-{i}" for i in range(len(rows))]
-        state.log.record_many(
-            LoggedPrediction(
-                now,
-                rid,
+        ids = tuple([f"{batch_id}-{i}" for i in range(len(rows))])
+        state.log.record(  # one entry, of tuples: the collector untracks them while queued
+            LoggedBatch(
+                datetime.now(UTC),
+                ids,
                 body.key,
                 model.variant,
                 model.version,
-                row,
-                value,
+                tuple(rows),
+                tuple(values),
                 seconds * 1000,
             )
-            for rid, row, value in zip(ids, rows, values, strict=True)
         )
         return json_response(
             {
