@@ -6,6 +6,7 @@ import math
 import os
 import platform
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -150,6 +151,29 @@ def render_project(template: Path, dest: Path, level: int) -> float:
     seconds = sh(copy_cmd(template, dest, level), dest.parent)
     git_commit_all(dest)
     return seconds
+
+
+def package_of(project: Path, needs: str | None = None) -> str:
+    """The generated project's package name (its answers file); with ``needs``, check the
+    package has that subpackage, i.e. that the project is of a level that has it."""
+    for line in (project / ".copier-answers.yml").read_text().splitlines():
+        if line.startswith("package_name:"):
+            package = line.split(":", 1)[1].strip().strip("'\"")
+            break
+    else:
+        raise RuntimeError(f"no package_name in {project}/.copier-answers.yml")
+    if needs and not (project / "src" / package / needs).is_dir():
+        raise RuntimeError(
+            f"{project} has no {needs} package: a project of a higher level is needed"
+        )
+    return package
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (for a server the benchmark starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -34,6 +34,7 @@ from benchmarks.common import (
     Result,
     fmt,
     median,
+    package_of,
     ratio,
     render_project,
     sh,
@@ -234,13 +235,6 @@ def _project_python(project: Path) -> Path:
     return project / ".venv" / "bin" / "python"
 
 
-def _package_of(project: Path) -> str:
-    found = [p.name for p in (project / "src").iterdir() if (p / "monitoring").is_dir()]
-    if not found:
-        raise RuntimeError(f"{project} has no monitoring package: a level-3 project is needed")
-    return found[0]
-
-
 def _call(project: Path, args: list[str], timeout: float = 900) -> dict[str, Any]:
     import subprocess
 
@@ -249,7 +243,7 @@ def _call(project: Path, args: list[str], timeout: float = 900) -> dict[str, Any
     proc = subprocess.run(
         [str(_project_python(project)), str(Path(__file__).resolve()), *args],
         cwd=project,
-        env=env(BENCH_PACKAGE=_package_of(project), PYTHONWARNINGS="ignore"),
+        env=env(BENCH_PACKAGE=package_of(project, "monitoring"), PYTHONWARNINGS="ignore"),
         capture_output=True,
         text=True,
         timeout=timeout,

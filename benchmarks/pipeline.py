@@ -22,7 +22,6 @@ import json
 import os
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -42,7 +41,9 @@ from benchmarks.common import (
     alternate,
     env,
     fmt,
+    free_port,
     median,
+    package_of,
     ratio,
     render_project,
     sh,
@@ -107,23 +108,9 @@ def child(argv: list[str]) -> None:
 # --- the harness ------------------------------------------------------------------------------
 
 
-def _package_of(project: Path) -> str:
-    found = [p.name for p in (project / "src").iterdir() if (p / "training").is_dir()]
-    if not found:
-        raise RuntimeError(f"{project} has no training package: a level-2 project is needed")
-    return found[0]
-
-
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _group_cpu(pgid: int) -> float:
@@ -143,7 +130,7 @@ class Server:
     """A ``prefect server start`` of the project's environment, in a process group of its own."""
 
     def __init__(self, project: Path, work: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
         self.log = work / "prefect-server.log"
         self.home = work / "prefect-server"
@@ -239,7 +226,7 @@ def train_once(
     proc = subprocess.run(
         [str(project / ".venv/bin/python"), str(Path(__file__).resolve()), mode, *overrides],
         cwd=project,
-        env=env(BENCH_PACKAGE=_package_of(project), **_stores(work, mode), **extra),
+        env=env(BENCH_PACKAGE=package_of(project, "training"), **_stores(work, mode), **extra),
         capture_output=True,
         text=True,
         timeout=900,

@@ -16,7 +16,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -30,7 +29,9 @@ from benchmarks.common import (
     Result,
     env,
     fmt,
+    free_port,
     median,
+    package_of,
     ratio,
     render_project,
     sh,
@@ -56,13 +57,6 @@ def trips(n: int, seed: int = 7) -> list[dict[str, float | int]]:
     ]
 
 
-def package_of(project: Path) -> str:
-    for line in (project / ".copier-answers.yml").read_text().splitlines():
-        if line.startswith("package_name:"):
-            return line.split(":", 1)[1].strip().strip("'\"")
-    raise RuntimeError(f"no package_name in {project}/.copier-answers.yml")
-
-
 def prepare_project(work: Path) -> Path:
     """Generate level 3 from the template's working tree, install it and train a champion."""
     if not (ROOT / "template" / "src" / "{{ package_name }}" / "serving" / "app.py").exists():
@@ -74,12 +68,6 @@ def prepare_project(work: Path) -> Path:
     (project / ".mlops").mkdir(exist_ok=True)
     sh(["make", "train"], project, timeout=900)
     return project
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_ready(url: str, body: bytes, proc: subprocess.Popen[bytes], log: Path) -> None:
