@@ -1,27 +1,60 @@
-"""Command line: generate synthetic data, train a model, predict durations."""
+"""The project's one command line. Its subcommands grow with the level.
+
+Level 1 has ``data``, ``train`` and ``predict``. Each higher level's package (``training``,
+``serving``, ``monitoring``, ``automation``) adds its own through a ``commands`` module: its
+``COMMANDS`` names them and ``register(commands)`` adds them; a name a higher level provides
+replaces level 1's (level 2's ``train`` runs the pipeline). Heavy libraries are imported
+only when a command runs, so ``--help`` stays fast.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .contract import DataValidationError, load_month, month_file, read_trips
-from .features import FAMILIES
-from .model import ModelFileError, evaluate, load_model, save_model, train
-from .predict import predict
-from .synthetic import write_month
 
 DEFAULT_MODEL_PATH = Path("models/model.joblib")
-DEFAULT_DATA_DIR = Path("data")
+DEFAULT_DATA = "data/example"
+#: Level packages that may add subcommands, in level order.
+LEVEL_PACKAGES = ("training", "serving", "monitoring", "automation")
+
+Handler = Callable[[argparse.Namespace], int | None]
+Commands = Any  # argparse's private _SubParsersAction
 
 
-def _year_month(text: str) -> tuple[int, int]:
-    """Parse ``YYYY-MM`` for argparse."""
+class CommandError(Exception):
+    """A command cannot run as asked; the message is printed as one ``error:`` line."""
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text}")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return value
+
+
+def year_month(text: str) -> tuple[int, int]:
     try:
         year, month = (int(part) for part in text.split("-"))
     except ValueError:
@@ -31,163 +64,203 @@ def _year_month(text: str) -> tuple[int, int]:
     return year, month
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def _drift(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"drift must be in [0, 1], got {text}")
-    return value
-
-
-def _params(text: str) -> dict[str, Any]:
+def json_object(text: str) -> dict[str, Any]:
     try:
-        params = json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"--params must be a JSON object ({exc})") from None
-    if not isinstance(params, dict):
-        raise argparse.ArgumentTypeError("--params must be a JSON object like '{\"alpha\": 0.5}'")
-    return params
+        raise argparse.ArgumentTypeError(f"expected a JSON object ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object like '{\"alpha\": 0.5}'")
+    return value
 
 
-def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=DEFAULT_DATA_DIR,
-        help="folder of TLC files like yellow_tripdata_2024-01.parquet (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--rows",
-        type=_positive_int,
-        default=100_000,
-        help="trips per synthetic month (default: %(default)s)",
-    )
-    parser.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
+# -- level 1 commands ---------------------------------------------------------------------
+def _data(args: argparse.Namespace) -> None:
+    from .datasets import write_generated
+    from .problem import PROBLEM
+    from .synthetic import EXAMPLE, example_file, write_month
 
+    if PROBLEM.name != EXAMPLE:  # your own problem: rows drawn from the contract
+        from .sampledata import GENERATED_BY, sample_frame
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with its three subcommands."""
-    # The console script shows its own name; `python -m` would otherwise show "__main__.py".
-    prog = f"python -m {__package__}" if sys.argv[0].endswith("__main__.py") else None
-    parser = argparse.ArgumentParser(
-        prog=prog, description="Predict NYC taxi trip duration (minutes)."
-    )
-    parser.add_argument("--version", action="version", version=f"{__package__} {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    generate = commands.add_parser(
-        "generate-data",
-        help="write synthetic months in the TLC schema",
-        description="Write seeded synthetic trips as TLC-named parquet files. "
-        "Existing files (such as real TLC downloads) are kept unless --overwrite is given.",
-    )
-    _add_data_options(generate)
-    generate.add_argument("--year", type=int, default=2024, help="year (default: %(default)s)")
-    generate.add_argument(
-        "--months", type=int, nargs="+", default=[1, 2], help="months (default: 1 2)"
-    )
-    generate.add_argument(
-        "--drift", type=_drift, default=0.0, help="distribution shift in [0, 1] (default: 0)"
-    )
-    generate.add_argument("--overwrite", action="store_true", help="replace existing files")
-
-    fit = commands.add_parser(
-        "train",
-        help="train on one month, report metrics on another",
-        description="Train on --train-month and evaluate on --val-month. Missing month files "
-        "are generated synthetically first.",
-    )
-    _add_data_options(fit)
-    fit.add_argument(
-        "--train-month", type=_year_month, default=(2024, 1), help="YYYY-MM (default: 2024-01)"
-    )
-    fit.add_argument(
-        "--val-month", type=_year_month, default=(2024, 2), help="YYYY-MM (default: 2024-02)"
-    )
-    fit.add_argument(
-        "--family", choices=FAMILIES, default="linear", help="model family (default: %(default)s)"
-    )
-    fit.add_argument(
-        "--params", type=_params, default=None, help="regressor parameters as a JSON object"
-    )
-    fit.add_argument(
-        "--model-path",
-        type=Path,
-        default=DEFAULT_MODEL_PATH,
-        help="where to save the model (default: %(default)s)",
-    )
-
-    score = commands.add_parser(
-        "predict",
-        help="predict durations for a file of trips",
-        description="Read trips (parquet or csv with PULocationID, DOLocationID, trip_distance) "
-        "and write them with a predicted_duration column.",
-    )
-    score.add_argument(
-        "--model-path", type=Path, default=DEFAULT_MODEL_PATH, help="(default: %(default)s)"
-    )
-    score.add_argument("--input", type=Path, required=True, help="parquet or csv file of trips")
-    score.add_argument(
-        "--output",
-        type=Path,
-        default=Path("predictions.parquet"),
-        help="parquet or csv file to write (default: %(default)s)",
-    )
-    return parser
-
-
-def _generate(args: argparse.Namespace) -> None:
-    for month in args.months:
-        path = month_file(args.data_dir, args.year, month)
+        path = Path(args.out) / "sample.parquet"
+        if path.exists() and not args.overwrite:
+            print(f"kept existing {path} (use --overwrite to replace it)")
+            return
+        write_generated(sample_frame(args.rows, args.seed, args.drift), path, GENERATED_BY)
+        print(f"wrote {path} ({args.rows} rows drawn from contract.py)")
+        return
+    for year, month in args.months:
+        path = example_file(args.out, year, month)
         if path.exists() and not args.overwrite:
             print(f"kept existing {path} (use --overwrite to replace it)")
             continue
-        write_month(args.data_dir, args.year, month, args.rows, seed=args.seed, drift=args.drift)
+        write_month(args.out, year, month, args.rows, seed=args.seed, drift=args.drift)
         print(f"wrote {path} ({args.rows} synthetic trips, drift={args.drift:g})")
 
 
 def _train(args: argparse.Namespace) -> None:
-    months = []
-    for year, month in (args.train_month, args.val_month):
-        path = month_file(args.data_dir, year, month)
-        if not path.exists():
-            write_month(args.data_dir, year, month, args.rows, seed=args.seed)
-            print(f"{path} not found: generated {args.rows} synthetic trips")
-        months.append(load_month(args.data_dir, year, month))
-    train_df, val_df = months
+    from .datasets import load, split
+    from .model import evaluate, save_model, train
+
+    frame, lineage = load(args.data)
+    if args.validation is not None:
+        train_df, validation_df = frame, load(args.validation)[0]
+    else:
+        train_df, validation_df = split(frame, args.validation_fraction, args.seed)
     model = train(train_df, family=args.family, params=args.params)
-    metrics = evaluate(model, val_df)
+    metrics = evaluate(model, validation_df)
     path = save_model(model, args.model_path)
-    print(f"trained {args.family} on {len(train_df)} trips, validated on {len(val_df)} trips")
+    record = {"family": args.family, "metrics": metrics, "data": lineage.as_dict()}
+    path.with_suffix(".json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    print(
+        f"trained {args.family} on {len(train_df)} rows, validated on {len(validation_df)} "
+        f"({lineage.kind} data: {lineage.location}, {len(lineage.files)} file(s))"
+    )
     print(" ".join(f"{name}={value:.3f}" for name, value in metrics.items()))
     print(f"saved model to {path}")
 
 
-def _predict(args: argparse.Namespace) -> None:
-    model = load_model(args.model_path)
-    trips = read_trips(args.input)
-    out = trips.assign(predicted_duration=predict(model, trips))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    if args.output.suffix.lower() == ".csv":
-        out.to_csv(args.output, index=False)
+def write_frame(frame: Any, output: Path) -> None:
+    """Write parquet or CSV by ``output``'s suffix; anything else is refused."""
+    suffix = output.suffix.lower()
+    if output.is_dir():
+        raise CommandError(f"{output}: is a folder; give a file name like predictions.parquet")
+    if suffix not in (".parquet", ".csv"):
+        raise CommandError(f"{output}: unsupported output type {suffix!r}, use .parquet or .csv")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        frame.to_csv(output, index=False)
     else:
-        out.to_parquet(args.output, index=False)
-    print(f"wrote {len(out)} predictions to {args.output}")
+        frame.to_parquet(output, index=False)
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from .datasets import read_file
+    from .model import load_model
+    from .predict import predict_with_count
+    from .problem import PROBLEM
+
+    model = load_model(args.model_path)
+    frame, _ = read_file(args.input)
+    predictions, clipped = predict_with_count(model, frame, source=str(args.input))
+    out = frame.assign(**{f"predicted_{PROBLEM.target.name}": predictions})
+    write_frame(out, args.output)
+    note = f" ({clipped} held to the target's range)" if clipped else ""
+    print(f"wrote {len(out)} predictions to {args.output}{note}")
+
+
+def _register_level_1(commands: Commands, skip: set[str]) -> None:
+    if "data" not in skip:
+        _add_data(commands)
+    if "train" not in skip:
+        _add_train(commands)
+    if "predict" not in skip:
+        _add_predict(commands)
+
+
+def _add_data(commands: Commands) -> None:
+    data = commands.add_parser(
+        "data",
+        help="generate the example's data (never under a real source's name)",
+        description="Write seeded synthetic months of the shipped example to data/example/ "
+        "(rows drawn from contract.py when you declared your own problem).",
+    )
+    data.add_argument("--out", type=Path, default=Path(DEFAULT_DATA), help="(default: %(default)s)")
+    data.add_argument(
+        "--months",
+        type=year_month,
+        nargs="+",
+        default=[(2024, 1), (2024, 2)],
+        help="YYYY-MM months to generate (default: 2024-01 2024-02)",
+    )
+    data.add_argument("--rows", type=positive_int, default=100_000, help="rows per file")
+    data.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
+    data.add_argument("--drift", type=unit_interval, default=0.0, help="shift in [0, 1]")
+    data.add_argument("--overwrite", action="store_true", help="replace existing files")
+    data.set_defaults(handler=_data)
+
+
+def _add_train(commands: Commands) -> None:
+    fit = commands.add_parser(
+        "train",
+        help="train a model and report its validation metrics",
+        description="Train on --data (a file, folder or glob of parquet/csv) and validate on "
+        "its latest rows by event time, or on --validation.",
+    )
+    fit.add_argument("--data", default=DEFAULT_DATA, help="training data (default: %(default)s)")
+    fit.add_argument("--validation", default=None, help="separate validation data")
+    fit.add_argument(
+        "--validation-fraction",
+        type=fraction,
+        default=0.2,
+        help="latest share of --data held out when --validation is not given (default: 0.2)",
+    )
+    fit.add_argument(
+        "--family",
+        default="linear",
+        help="linear | random_forest | hist_gradient_boosting (default: %(default)s)",
+    )
+    fit.add_argument("--params", type=json_object, default=None, help="model parameters, JSON")
+    fit.add_argument("--seed", type=int, default=42, help="split seed without event time")
+    fit.add_argument(
+        "--model-path", type=Path, default=DEFAULT_MODEL_PATH, help="(default: %(default)s)"
+    )
+    fit.set_defaults(handler=_train)
+
+
+def _add_predict(commands: Commands) -> None:
+    score = commands.add_parser(
+        "predict",
+        help="predict for a file of inputs",
+        description="Read a parquet or csv file with the contract's feature columns and write "
+        "it back with a predicted_<target> column.",
+    )
+    score.add_argument(
+        "--model-path", type=Path, default=DEFAULT_MODEL_PATH, help="(default: %(default)s)"
+    )
+    score.add_argument("--input", type=Path, required=True, help="parquet or csv file")
+    score.add_argument(
+        "--output", type=Path, default=Path("predictions.parquet"), help="(default: %(default)s)"
+    )
+    score.set_defaults(handler=_predict)
+
+
+def _level_modules() -> list[Any]:
+    """The ``commands`` modules of the level packages this project has."""
+    found = []
+    for name in LEVEL_PACKAGES:
+        module = f"{__package__}.{name}.commands"
+        if importlib.util.find_spec(f"{__package__}.{name}") is not None:
+            found.append(importlib.import_module(module))
+    return found
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with every subcommand this project's level has."""
+    prog = f"python -m {__package__}" if sys.argv[0].endswith("__main__.py") else None
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"{__package__} {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    modules = _level_modules()
+    _register_level_1(commands, skip={name for m in modules for name in m.COMMANDS})
+    for module in modules:
+        module.register(commands)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code (2 for bad input data or files)."""
+    """Run the command line; exit 2 for bad input (data, files, arguments), else its code."""
     args = build_parser().parse_args(argv)
-    handlers = {"generate-data": _generate, "train": _train, "predict": _predict}
+    from .problem import DataValidationError
+
+    expected: tuple[type[Exception], ...] = (DataValidationError, CommandError, FileNotFoundError)
     try:
-        handlers[args.command](args)
-    except (DataValidationError, ModelFileError, FileNotFoundError) as exc:
+        from .model import ModelFileError
+
+        expected = (*expected, ModelFileError)
+        code = args.handler(args)
+    except expected as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return int(code or 0)

@@ -1,18 +1,18 @@
-"""Feature preparation and the scikit-learn pipelines of each model family."""
+"""The scikit-learn pipelines of each model family, built from the contract's feature roles."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import Ridge
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from .contract import CATEGORICAL_FEATURES, FEATURES, NUMERICAL_FEATURES, DataValidationError
+from .problem import PROBLEM, Problem
 
 FAMILIES = ("linear", "random_forest", "hist_gradient_boosting")
 
@@ -29,59 +29,46 @@ _DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
-def prepare_features(df: pd.DataFrame) -> pd.DataFrame:
-    """Select ``FEATURES`` with zones as int64 and distance as float64."""
-    missing = [column for column in FEATURES if column not in df.columns]
-    if missing:
-        raise DataValidationError(f"missing feature column(s) {missing}")
-    out = pd.DataFrame(index=df.index)
-    for column in FEATURES:
-        values = pd.to_numeric(df[column], errors="coerce")
-        bad = values.isna()
-        if bad.any():
-            first = df[column][bad].iloc[0]
-            raise DataValidationError(
-                f"feature column {column!r} has {int(bad.sum())} missing or non-numeric "
-                f"value(s), first {first!r}"
-            )
-        out[column] = values.astype("int64" if column in CATEGORICAL_FEATURES else "float64")
-    return out
-
-
-def _one_hot() -> ColumnTransformer:
+def _one_hot(problem: Problem) -> ColumnTransformer:
+    """Linear models: one-hot categories (unseen ones ignored), imputed and scaled numbers."""
+    numbers = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
     return ColumnTransformer(
         [
-            ("zones", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL_FEATURES),
-            ("distance", StandardScaler(), NUMERICAL_FEATURES),
+            ("categories", OneHotEncoder(handle_unknown="ignore"), problem.categorical),
+            ("numbers", numbers, problem.numeric),
         ]
     )
 
 
-def _ordinal() -> ColumnTransformer:
-    # Dense one-hot of ~530 zone columns would not fit in memory for a real month; trees split
-    # on ordinal codes instead. Unseen zones become -1 (treated as missing by the booster), and
-    # max_categories keeps codes below the booster's 255-bin limit.
+def _ordinal(problem: Problem) -> ColumnTransformer:
+    """Trees: ordinal category codes (unseen and missing -> -1), numbers as they are.
+
+    max_categories keeps codes below the gradient booster's 255-bin limit; the trees handle
+    missing numbers themselves.
+    """
     encoder = OrdinalEncoder(
-        handle_unknown="use_encoded_value", unknown_value=-1, max_categories=255
+        handle_unknown="use_encoded_value",
+        unknown_value=-1,
+        encoded_missing_value=-1,
+        max_categories=255,
     )
     return ColumnTransformer(
-        [
-            ("zones", encoder, CATEGORICAL_FEATURES),
-            ("distance", "passthrough", NUMERICAL_FEATURES),
-        ]
+        [("categories", encoder, problem.categorical), ("numbers", "passthrough", problem.numeric)]
     )
 
 
-def build_pipeline(family: str = "linear", params: dict[str, Any] | None = None) -> Pipeline:
+def build_pipeline(
+    family: str = "linear", params: dict[str, Any] | None = None, problem: Problem = PROBLEM
+) -> Pipeline:
     """Return an unfitted pipeline for ``family``; ``params`` override the regressor defaults."""
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}, expected one of {list(FAMILIES)}")
     kwargs = {**_DEFAULT_PARAMS[family], **(params or {})}
     if family == "linear":
-        return Pipeline([("preprocess", _one_hot()), ("regressor", Ridge(**kwargs))])
+        return Pipeline([("preprocess", _one_hot(problem)), ("regressor", Ridge(**kwargs))])
     if family == "random_forest":
         regressor: Any = RandomForestRegressor(**kwargs)
     else:
-        categorical = np.arange(len(CATEGORICAL_FEATURES))
+        categorical = np.arange(len(problem.categorical))
         regressor = HistGradientBoostingRegressor(categorical_features=categorical, **kwargs)
-    return Pipeline([("preprocess", _ordinal()), ("regressor", regressor)])
+    return Pipeline([("preprocess", _ordinal(problem)), ("regressor", regressor)])

@@ -1,4 +1,4 @@
-"""Seeded synthetic trips in the TLC yellow-taxi schema, so everything runs offline.
+"""The shipped example's data: seeded synthetic trips in the TLC yellow-taxi schema, offline.
 
 The city is fixed (zone positions and popularity never change); the seed only changes the trips.
 ``drift`` in [0, 1] moves demand to outer zones, lengthens trips and slows traffic, so a drift
@@ -14,17 +14,20 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from .contract import (
-    DISTANCE,
-    DROPOFF,
-    DROPOFF_ZONE,
-    PASSENGERS,
-    PICKUP,
-    PICKUP_ZONE,
-    ZONE_MAX,
-    ZONE_MIN,
-    month_file,
-)
+from .datasets import write_generated
+
+#: The example this generator belongs to (``contract.NAME`` of the taxi contract).
+EXAMPLE = "nyc-taxi-trip-duration"
+#: Where the example's generated months go: their own folder, never a TLC file name.
+EXAMPLE_DIR = Path("data/example")
+
+PICKUP = "tpep_pickup_datetime"
+DROPOFF = "tpep_dropoff_datetime"
+PICKUP_ZONE = "PULocationID"
+DROPOFF_ZONE = "DOLocationID"
+DISTANCE = "trip_distance"
+PASSENGERS = "passenger_count"
+ZONE_MIN, ZONE_MAX = 1, 265  # TLC taxi zones (264 and 265 mean "unknown")
 
 Floats = npt.NDArray[np.float64]
 
@@ -114,6 +117,13 @@ def generate_trips(
     )
 
 
+def example_file(data_dir: str | Path, year: int, month: int) -> Path:
+    """Where a generated month goes: ``<data_dir>/trips-2024-01.parquet``."""
+    if not 1 <= month <= 12:
+        raise ValueError(f"month must be in 1..12, got {month}")
+    return Path(data_dir) / f"trips-{year:04d}-{month:02d}.parquet"
+
+
 def write_month(
     data_dir: str | Path,
     year: int,
@@ -122,8 +132,7 @@ def write_month(
     seed: int = 42,
     drift: float = 0.0,
 ) -> Path:
-    """Write a synthetic month to its TLC file name in ``data_dir`` and return the path."""
-    path = month_file(data_dir, year, month)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    generate_trips(year, month, n_rows, seed=seed, drift=drift).to_parquet(path, index=False)
-    return path
+    """Write a synthetic month, marked as generated, to ``data_dir`` and return its path."""
+    trips = generate_trips(year, month, n_rows, seed=seed, drift=drift)
+    marker = f"{__name__} (seed={seed}, drift={drift:g})"
+    return write_generated(trips, example_file(data_dir, year, month), marker)

@@ -1,0 +1,255 @@
+"""Where data comes from: paths, folders or globs of parquet/CSV files, local or object storage.
+
+Configs name data as a *location* (``data/example/*.parquet``, ``data/tlc/``,
+``s3://bucket/prefix/*.parquet``) and select rows with a time *window* over the contract's
+event-time column. Every load says where its rows came from (``Lineage``), and whether they were
+generated: files written by this project's generators carry a marker in their metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .problem import PROBLEM, DataValidationError, Problem
+
+SUFFIXES = (".parquet", ".csv")
+#: Parquet metadata key that marks a file as generated (the value says by what).
+GENERATED_KEY = b"generated_by"
+
+
+@dataclass(frozen=True)
+class Window:
+    """Rows whose event time is in ``[start, end)``; an open side has no bound."""
+
+    start: pd.Timestamp | None = None
+    end: pd.Timestamp | None = None
+
+    @classmethod
+    def parse(cls, start: str | datetime | None, end: str | datetime | None) -> Window:
+        window = cls(
+            None if start is None else pd.Timestamp(start),
+            None if end is None else pd.Timestamp(end),
+        )
+        if window.start is not None and window.end is not None and window.start >= window.end:
+            raise ValueError(f"window start {start} must be before its end {end}")
+        return window
+
+    def __str__(self) -> str:
+        def show(t: pd.Timestamp | None) -> str:
+            return "..." if t is None else t.isoformat(sep=" ").removesuffix(" 00:00:00")
+
+        return f"[{show(self.start)}, {show(self.end)})"
+
+    def select(self, frame: pd.DataFrame, column: str | None) -> pd.DataFrame:
+        if self.start is None and self.end is None:
+            return frame
+        if column is None:
+            raise DataValidationError("a time window needs an event_time column in the contract")
+        times = frame[column]
+        keep = pd.Series(True, index=frame.index)
+        if self.start is not None:
+            keep &= times >= self.start
+        if self.end is not None:
+            keep &= times < self.end
+        return frame[keep]
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One file read: where, how many rows, its SHA-256, and what generated it (if anything)."""
+
+    path: str
+    rows: int
+    sha256: str
+    generated_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """What a loaded frame was made of, for run records and messages."""
+
+    location: str
+    window: str
+    files: tuple[FileRecord, ...] = field(default=())
+    rows: int = 0
+
+    @property
+    def generated(self) -> bool:
+        return any(f.generated_by for f in self.files)
+
+    @property
+    def kind(self) -> str:
+        return "generated" if self.generated else "file"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "location": self.location,
+            "window": self.window,
+            "kind": self.kind,
+            "rows": self.rows,
+            "files": [vars(f) for f in self.files],
+        }
+
+
+def storage_options(location: str) -> dict[str, Any]:
+    """fsspec options: S3 uses MLflow's artifact settings (endpoint, AWS_* credentials)."""
+    if location.startswith("s3://") and os.environ.get("MLFLOW_S3_ENDPOINT_URL"):
+        return {"client_kwargs": {"endpoint_url": os.environ["MLFLOW_S3_ENDPOINT_URL"]}}
+    return {}
+
+
+def _filesystem(location: str) -> tuple[Any, str]:
+    import fsspec  # local paths need no fsspec import on the hot path of predict
+
+    try:
+        found: tuple[Any, str] = fsspec.core.url_to_fs(location, **storage_options(location))
+        return found
+    except ImportError as exc:  # e.g. s3:// without s3fs
+        raise DataValidationError(f"{location}: cannot open ({exc})") from None
+
+
+def resolve(location: str | Path) -> list[str]:
+    """The files a location names: a file, a folder (its parquet/CSV files) or a glob."""
+    text = str(location)
+    if "://" not in text:
+        path = Path(text)
+        if path.is_file():
+            files = [str(path)]
+        elif path.is_dir():
+            files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in SUFFIXES)
+        else:
+            files = sorted(str(p) for p in Path().glob(text)) if _is_glob(text) else []
+    else:
+        fs, root = _filesystem(text)
+        if _is_glob(root):
+            found = fs.glob(root)
+        elif fs.isdir(root):
+            found = [p for p in fs.ls(root, detail=False) if Path(p).suffix.lower() in SUFFIXES]
+        else:
+            found = [root] if fs.exists(root) else []
+        files = sorted(fs.unstrip_protocol(p) for p in found)
+    files = [f for f in files if Path(f).suffix.lower() in SUFFIXES]
+    if not files:
+        raise DataValidationError(f"{text}: no parquet or csv file found{_hint(text)}")
+    return files
+
+
+def _is_glob(text: str) -> bool:
+    return any(char in text for char in "*?[")
+
+
+def _hint(location: str) -> str:
+    return "; `make data` writes the example's data" if location.startswith("data") else ""
+
+
+def _open(path: str) -> Any:
+    if "://" in path:
+        fs, root = _filesystem(path)
+        return fs.open(root, "rb")
+    return open(path, "rb")
+
+
+def read_file(path: str | Path) -> tuple[pd.DataFrame, FileRecord]:
+    """Read one parquet or CSV file; an unreadable file is an error naming it."""
+    text = str(path)
+    suffix = Path(text).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DataValidationError(f"{text}: unsupported file type {suffix!r}, expected {SUFFIXES}")
+    if "://" not in text and not Path(text).is_file():
+        raise DataValidationError(f"{text}: file not found{_hint(text)}")
+    import pyarrow.parquet as pq
+
+    try:
+        with _open(text) as handle:
+            payload = handle.read()
+        digest = hashlib.sha256(payload).hexdigest()
+        generated_by = None
+        if suffix == ".parquet":
+            table = pq.read_table(io.BytesIO(payload))
+            metadata = table.schema.metadata or {}
+            marker = metadata.get(GENERATED_KEY)
+            generated_by = marker.decode() if marker else None
+            frame = table.to_pandas()
+        else:
+            frame = pd.read_csv(io.BytesIO(payload))
+    except DataValidationError:
+        raise
+    except Exception as exc:  # parquet, csv and decoding errors all mean the same here
+        raise DataValidationError(f"{text}: cannot read {suffix[1:]} file ({exc})") from None
+    return frame, FileRecord(text, len(frame), digest, generated_by)
+
+
+def load(
+    location: str | Path,
+    window: Window | None = None,
+    *,
+    labelled: bool = True,
+    problem: Problem = PROBLEM,
+) -> tuple[pd.DataFrame, Lineage]:
+    """Read, validate (and label) every file of ``location`` within ``window``.
+
+    Each file is validated on its own, so an error names the file that breaks the contract.
+    """
+    window = window or Window()
+    frames, records = [], []
+    for path in resolve(location):
+        raw, record = read_file(path)
+        valid = problem.validate(raw, path, labelled=labelled)
+        selected = window.select(valid, problem.event_time)
+        if labelled and len(selected):
+            selected = problem.label(selected, path)
+        frames.append(selected)
+        records.append(record)
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if frame.empty:
+        raise DataValidationError(f"{location}: no rows in window {window}")
+    lineage = Lineage(str(location), str(window), tuple(records), len(frame))
+    return frame, lineage
+
+
+def split(
+    frame: pd.DataFrame,
+    validation_fraction: float,
+    seed: int = 42,
+    problem: Problem = PROBLEM,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hold out the latest ``validation_fraction`` of rows by event time (else a seeded sample)."""
+    if not 0 < validation_fraction < 1:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
+    n_validation = max(1, round(len(frame) * validation_fraction))
+    if len(frame) - n_validation < 1:
+        raise DataValidationError(f"{len(frame)} row(s) are too few to split for validation")
+    if problem.event_time is not None:
+        order = np.argsort(frame[problem.event_time].to_numpy(), kind="stable")
+    else:
+        order = np.random.default_rng(seed).permutation(len(frame))
+    cut = len(frame) - n_validation
+    train = frame.iloc[np.sort(order[:cut])].reset_index(drop=True)
+    validation = frame.iloc[np.sort(order[cut:])].reset_index(drop=True)
+    return train, validation
+
+
+def write_generated(frame: pd.DataFrame, path: str | Path, generated_by: str) -> Path:
+    """Write generated rows as parquet, marked as generated, atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), GENERATED_KEY: generated_by.encode()}
+    )
+    partial = path.with_name(f".{path.name}.partial")
+    pq.write_table(table, partial)
+    partial.replace(path)
+    return path

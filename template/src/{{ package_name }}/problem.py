@@ -1,0 +1,295 @@
+"""What the package knows of the problem, read from ``contract.py``: columns, roles, target.
+
+Nothing outside ``contract.py`` names a column of the problem; everything asks ``PROBLEM``.
+Validation lives here, in one place, for training, prediction, serving, scoring and monitoring.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from . import contract
+
+Role = Literal["categorical", "numeric", "event_time", "identifier", "target", "other"]
+Kind = Literal["integer", "number", "string", "datetime", "boolean"]
+ROLES: tuple[Role, ...] = ("categorical", "numeric", "event_time", "identifier", "target", "other")
+TASKS = ("regression",)
+
+
+class DataValidationError(ValueError):
+    """Data breaks the contract; the message names the source, the column and a bad value."""
+
+
+class ContractError(TypeError):
+    """``contract.py`` itself is inconsistent; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One declared column, as the rest of the package needs it."""
+
+    name: str
+    role: Role
+    kind: Kind
+    nullable: bool
+    required: bool
+    minimum: float | None = None
+    maximum: float | None = None
+    categories: tuple[Any, ...] | None = None
+    aliases: tuple[str, ...] = ()
+    unit: str | None = None
+    description: str | None = None
+
+    @property
+    def python_type(self) -> type:
+        """The type a request field of this column has."""
+        types: dict[str, type] = {
+            "integer": int,
+            "number": float,
+            "string": str,
+            "boolean": bool,
+            "datetime": pd.Timestamp,
+        }
+        return types[self.kind]
+
+
+def _kind(dtype: Any, name: str) -> Kind:
+    text = str(dtype).lower()
+    if "datetime" in text or "timestamp" in text:
+        return "datetime"
+    if "bool" in text:
+        return "boolean"
+    if "int" in text:
+        return "integer"
+    if "float" in text:
+        return "number"
+    if "str" in text or "object" in text or "category" in text:
+        return "string"
+    raise ContractError(f"contract.py: column {name!r} has unsupported dtype {dtype}")
+
+
+def _bounds(column: pa.Column) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for check in column.checks:
+        stats = check.statistics or {}
+        if "min_value" in stats:
+            found["minimum"] = float(stats["min_value"])
+        if "max_value" in stats:
+            found["maximum"] = float(stats["max_value"])
+        if "allowed_values" in stats:
+            found["categories"] = tuple(stats["allowed_values"])
+    return found
+
+
+def _column(name: str, column: pa.Column) -> Column:
+    meta = dict(column.metadata or {})
+    role = meta.get("role", "other")
+    if role not in ROLES:
+        raise ContractError(f"contract.py: column {name!r} has unknown role {role!r}, use {ROLES}")
+    return Column(
+        name=name,
+        role=role,
+        kind=_kind(column.dtype, name),
+        nullable=bool(column.nullable),
+        required=bool(column.required),
+        aliases=tuple(meta.get("aliases", ())),
+        unit=meta.get("unit"),
+        description=column.description,
+        **_bounds(column),
+    )
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The declared problem: its columns by role, its target and how to validate data."""
+
+    name: str
+    task: str
+    columns: tuple[Column, ...]
+    schema: pa.DataFrameSchema
+    derive_target: Callable[[pd.DataFrame], pd.Series] | None = None
+
+    def __post_init__(self) -> None:
+        targets = [c for c in self.columns if c.role == "target"]
+        if len(targets) != 1:
+            raise ContractError("contract.py: declare exactly one column with role 'target'")
+        if not self.features:
+            raise ContractError("contract.py: declare at least one categorical or numeric column")
+        if sum(c.role == "event_time" for c in self.columns) > 1:
+            raise ContractError("contract.py: declare at most one column with role 'event_time'")
+        if self.task not in TASKS:
+            raise ContractError(f"contract.py: TASK must be one of {TASKS}, got {self.task!r}")
+
+    # -- the columns by role -------------------------------------------------------------
+    def by_role(self, role: Role) -> list[Column]:
+        return [c for c in self.columns if c.role == role]
+
+    @property
+    def categorical(self) -> list[str]:
+        return [c.name for c in self.by_role("categorical")]
+
+    @property
+    def numeric(self) -> list[str]:
+        return [c.name for c in self.by_role("numeric")]
+
+    @property
+    def features(self) -> list[str]:
+        """Model inputs, categorical first (the order every pipeline and request uses)."""
+        return self.categorical + self.numeric
+
+    @property
+    def feature_columns(self) -> list[Column]:
+        return [self.column(name) for name in self.features]
+
+    @property
+    def target(self) -> Column:
+        return self.by_role("target")[0]
+
+    @property
+    def event_time(self) -> str | None:
+        found = self.by_role("event_time")
+        return found[0].name if found else None
+
+    @property
+    def identifier(self) -> str | None:
+        found = self.by_role("identifier")
+        return found[0].name if found else None
+
+    @property
+    def target_range(self) -> tuple[float, float]:
+        """The target's plausible range (infinite where the contract sets no bound)."""
+        target = self.target
+        low = -math.inf if target.minimum is None else target.minimum
+        high = math.inf if target.maximum is None else target.maximum
+        return low, high
+
+    @property
+    def target_scale(self) -> float:
+        """A typical size of the target, for thresholds relative to it (range width, or 1)."""
+        low, high = self.target_range
+        return high - low if math.isfinite(high - low) and high > low else 1.0
+
+    def column(self, name: str) -> Column:
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(f"{name!r} is not a column of the contract")
+
+    # -- reading and checking data -------------------------------------------------------
+    def normalize(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Rename aliased columns (``tpep_pickup_datetime`` -> the declared name)."""
+        renames: dict[str, str] = {}
+        for column in self.columns:
+            if column.name in frame.columns:
+                continue
+            alias = next((a for a in column.aliases if a in frame.columns), None)
+            if alias is not None:
+                renames[alias] = column.name
+        return frame.rename(columns=renames) if renames else frame
+
+    def _input_schema(self, labelled: bool) -> pa.DataFrameSchema:
+        """The contract without the target's range; when unlabelled, only features required."""
+        updates: dict[str, dict[str, Any]] = {}
+        for column in self.columns:
+            if column.role == "target":
+                updates[column.name] = {"checks": [], "required": False, "nullable": True}
+            elif not labelled and column.role not in ("categorical", "numeric"):
+                updates[column.name] = {"required": False}
+        return self.schema.update_columns(updates)
+
+    def validate(
+        self, frame: pd.DataFrame, source: str = "data", *, labelled: bool = False
+    ) -> pd.DataFrame:
+        """Check ``frame`` against the contract and return it with contract dtypes.
+
+        ``labelled``: the frame must carry every declared column (training data); otherwise
+        only the features are required (prediction inputs). Extra columns are kept.
+        """
+        if frame.empty:
+            raise DataValidationError(f"{source}: no rows")
+        frame = self.normalize(frame)
+        try:
+            return self._input_schema(labelled).validate(frame, lazy=True)
+        except SchemaErrors as errors:
+            raise DataValidationError(describe_failures(errors, source)) from None
+
+    def label(self, frame: pd.DataFrame, source: str = "data") -> pd.DataFrame:
+        """Add the target if the data lacks it and keep rows with a plausible target.
+
+        Rows outside the target's declared range (or without a target) are left out; none
+        left is an error naming the range.
+        """
+        name = self.target.name
+        if name not in frame.columns:
+            if self.derive_target is None:
+                raise DataValidationError(f"{source}: missing target column {name!r}")
+            frame = frame.assign(**{name: self.derive_target(frame)})
+        values = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        low, high = self.target_range
+        keep = values.between(low, high)
+        if not keep.any():
+            unit = f" {self.target.unit}" if self.target.unit else ""
+            raise DataValidationError(
+                f"{source}: no row has a {name} within {low:g}..{high:g}{unit}"
+            )
+        return frame.assign(**{name: values})[keep].reset_index(drop=True)
+
+    def prepare(self, frame: pd.DataFrame, source: str = "data") -> pd.DataFrame:
+        """Validate training data and label it: what train and evaluate consume."""
+        return self.label(self.validate(frame, source, labelled=True), source)
+
+    def feature_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The features of validated data, in model order."""
+        missing = [name for name in self.features if name not in frame.columns]
+        if missing:
+            raise DataValidationError(f"missing feature column(s) {missing}")
+        return frame[self.features]
+
+    def clip(self, predictions: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], int]:
+        """Hold predictions to the target's plausible range; also say how many were outside."""
+        values = np.asarray(predictions, dtype="float64")
+        low, high = self.target_range
+        outside = int(np.count_nonzero((values < low) | (values > high)))
+        return (np.clip(values, low, high) if outside else values), outside
+
+
+def describe_failures(errors: SchemaErrors, source: str) -> str:
+    """One line: the source, then each failing column with its check and first bad value."""
+    cases = errors.failure_cases
+    in_frame = cases["check"].astype(str).str.contains("column_in_dataframe")
+    missing = cases.loc[in_frame, "failure_case"]
+    if len(missing):
+        return f"{source}: missing required column(s) {sorted(map(str, missing))}"
+    parts = []
+    for column, group in cases.groupby("column", sort=False, dropna=False):
+        check = str(group["check"].iloc[0])
+        failing = group[group["check"].astype(str) == check]
+        parts.append(
+            f"column {column!r} fails {'not null' if check == 'not_nullable' else check}: "
+            f"{len(failing)} value(s), first {failing['failure_case'].iloc[0]!r}"
+        )
+    return f"{source}: " + "; ".join(parts)
+
+
+def from_contract() -> Problem:
+    """Build the problem from ``contract.py``."""
+    schema = contract.SCHEMA.to_schema()
+    return Problem(
+        name=getattr(contract, "NAME", "problem"),
+        task=getattr(contract, "TASK", "regression"),
+        columns=tuple(_column(name, column) for name, column in schema.columns.items()),
+        schema=schema,
+        derive_target=getattr(contract, "derive_target", None),
+    )
+
+
+PROBLEM = from_contract()
