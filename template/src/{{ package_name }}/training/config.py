@@ -2,70 +2,69 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..datasets import Window
 from ..features import FAMILIES
 
+M = TypeVar("M", bound=BaseModel)
+
 DEFAULT_CONFIG = Path("configs/training.yaml")
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+DEFAULT_SOURCE = "data/example"
 
 
 class ConfigError(ValueError):
-    """The training configuration is missing, malformed or invalid; the message says where."""
+    """A configuration is missing, malformed or invalid; the message says where."""
 
 
-def parse_month(text: str) -> tuple[int, int]:
-    """``"2024-01"`` -> ``(2024, 1)``."""
-    match = _MONTH.match(str(text))
-    if not match or not 1 <= int(match.group(2)) <= 12:
-        raise ValueError(f"expected a month as YYYY-MM, got {text!r}")
-    return int(match.group(1)), int(match.group(2))
+class StrictModel(BaseModel):
+    """Base of every config section: unknown keys are errors, values are immutable."""
 
-
-class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DataConfig(_Strict):
-    """Which months to train and validate on, and how to generate missing ones."""
+class Selection(StrictModel):
+    """Rows of a data ``source`` whose event time is in ``[start, end)`` (open sides: no bound).
 
-    dir: Path = Path("data")
-    train_months: list[str] = Field(default=["2024-01"], min_length=1)
-    validation_month: str = "2024-02"
-    synthetic_rows: int = Field(default=100_000, ge=100)
-    seed: int = 42
+    ``source`` is a file, a folder or a glob of parquet/CSV files, local or ``s3://``; left out,
+    it is ``data.source`` of the training configuration.
+    """
 
-    @field_validator("train_months")
-    @classmethod
-    def _check_train_months(cls, months: list[str]) -> list[str]:
-        for month in months:
-            parse_month(month)
-        if len(set(months)) != len(months):
-            raise ValueError(f"train_months has duplicates: {months}")
-        return months
-
-    @field_validator("validation_month")
-    @classmethod
-    def _check_validation_month(cls, month: str) -> str:
-        parse_month(month)
-        return month
+    source: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
 
     @model_validator(mode="after")
-    def _validation_is_held_out(self) -> DataConfig:
-        if self.validation_month in self.train_months:
-            raise ValueError(
-                f"validation_month {self.validation_month} must not be one of the train_months"
-            )
+    def _ordered(self) -> Selection:
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise ValueError(f"start {self.start} must be before end {self.end}")
         return self
 
+    def window(self) -> Window:
+        return Window.parse(self.start, self.end)
 
-class ModelConfig(_Strict):
+    def location(self, default: str) -> str:
+        return self.source or default
+
+
+class DataConfig(StrictModel):
+    """Where the training data is, and which of its rows train and validate the model."""
+
+    source: str = DEFAULT_SOURCE
+    train: Selection = Field(default_factory=Selection)
+    #: Held-out rows; left out, the latest ``validation_fraction`` of ``train`` by event time.
+    validation: Selection | None = None
+    validation_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
+    seed: int = 42
+
+
+class ModelConfig(StrictModel):
     """The model family (see ``features.FAMILIES``)."""
 
     family: str = "linear"
@@ -78,7 +77,7 @@ class ModelConfig(_Strict):
         return family
 
 
-class SearchConfig(_Strict):
+class SearchConfig(StrictModel):
     """Hyperparameter search: ``budget`` trials sampled from ``space`` (or the family default)."""
 
     budget: int = Field(default=8, ge=1, le=500)
@@ -95,7 +94,7 @@ class SearchConfig(_Strict):
         return space
 
 
-class TrainingConfig(_Strict):
+class TrainingConfig(StrictModel):
     """Everything one training run needs."""
 
     data: DataConfig = Field(default_factory=DataConfig)
@@ -128,12 +127,9 @@ def format_errors(error: ValidationError, source: str, what: str = "training con
     return "\n".join(lines)
 
 
-def load_config(
-    path: str | Path | None = DEFAULT_CONFIG, overrides: Iterable[str] = ()
-) -> TrainingConfig:
-    """Read ``path`` (None: built-in defaults), apply ``overrides`` and validate."""
+def read_yaml(path: str | Path | None, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """The mapping in ``path`` (None: empty) with ``--set`` overrides applied."""
     tree: dict[str, Any] = {}
-    source = "defaults" if path is None else str(path)
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -147,7 +143,28 @@ def load_config(
         tree = loaded
     for assignment in overrides:
         _set_dotted(tree, assignment)
+    return tree
+
+
+def load_yaml(
+    model: type[M],
+    path: str | Path | None,
+    overrides: Iterable[str] = (),
+    what: str = "configuration",
+) -> M:
+    """Read ``path`` (None: the model's defaults), apply overrides and validate strictly.
+
+    The one loader of every YAML config (training, monitoring, retraining policy).
+    """
+    source = "defaults" if path is None else str(path)
     try:
-        return TrainingConfig.model_validate(tree)
+        return model.model_validate(read_yaml(path, overrides))
     except ValidationError as exc:
-        raise ConfigError(format_errors(exc, source)) from None
+        raise ConfigError(format_errors(exc, source, what)) from None
+
+
+def load_config(
+    path: str | Path | None = DEFAULT_CONFIG, overrides: Iterable[str] = ()
+) -> TrainingConfig:
+    """The training configuration at ``path`` (None: built-in defaults) with ``overrides``."""
+    return load_yaml(TrainingConfig, path, overrides, "training configuration")
