@@ -76,6 +76,9 @@ def json_object(text: str) -> dict[str, Any]:
 
 # -- level 1 commands ---------------------------------------------------------------------
 def _data(args: argparse.Namespace) -> None:
+    if args.tlc is not None:
+        _fetch_tlc(args)
+        return
     from .datasets import write_generated
     from .problem import PROBLEM
     from .synthetic import EXAMPLE, example_file, write_month
@@ -97,6 +100,18 @@ def _data(args: argparse.Namespace) -> None:
             continue
         write_month(args.out, year, month, args.rows, seed=args.seed, drift=args.drift)
         print(f"wrote {path} ({args.rows} synthetic trips, drift={args.drift:g})")
+
+
+def _fetch_tlc(args: argparse.Namespace) -> None:
+    from .tlc import TLC_DIR, download_month, file_name
+
+    folder = TLC_DIR if args.out == Path(DEFAULT_DATA) else args.out
+    for year, month in args.months:
+        path = folder / file_name(args.tlc, year, month)
+        if path.exists() and not args.overwrite:
+            print(f"kept existing {path} (use --overwrite to replace it)")
+            continue
+        print(f"downloaded {download_month(args.tlc, year, month, folder)}")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -178,6 +193,12 @@ def _add_data(commands: Commands) -> None:
     data.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
     data.add_argument("--drift", type=unit_interval, default=0.0, help="shift in [0, 1]")
     data.add_argument("--overwrite", action="store_true", help="replace existing files")
+    data.add_argument(
+        "--tlc",
+        choices=("yellow", "green"),
+        default=None,
+        help="download real TLC months instead, to data/tlc/ (address: TLC_BASE_URL)",
+    )
     data.set_defaults(handler=_data)
 
 
