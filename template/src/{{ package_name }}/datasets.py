@@ -8,6 +8,7 @@ generated: files written by this project's generators carry a marker in their me
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import io
 import os
@@ -127,7 +128,7 @@ def resolve(location: str | Path) -> list[str]:
         elif path.is_dir():
             files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in SUFFIXES)
         else:
-            files = sorted(str(p) for p in Path().glob(text)) if _is_glob(text) else []
+            files = sorted(glob.glob(text, recursive=True)) if _is_glob(text) else []
     else:
         fs, root = _filesystem(text)
         if _is_glob(root):

@@ -44,9 +44,10 @@ def download_month(
     folder: str | Path = TLC_DIR,
     base_url: str | None = None,
     timeout: float = 60.0,
-    out: IO[str] = sys.stderr,
+    out: IO[str] | None = None,
 ) -> Path:
     """Fetch one month to ``folder`` under its TLC name, checked before it takes that name."""
+    out = out or sys.stderr
     name = file_name(colour, year, month)
     url = f"{(base_url or os.environ.get('TLC_BASE_URL') or DEFAULT_BASE_URL).rstrip('/')}/{name}"
     target = Path(folder) / name
