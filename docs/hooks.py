@@ -303,7 +303,7 @@ def _move_up(level: maturity.Level, src: str, docs_dir: Path) -> str:
             "From the project's root, with everything committed:",
             "",
             "```bash",
-            f"copier update --trust --defaults --data level={nxt.number}",
+            f"{maturity.UPDATE_COMMAND} --data level={nxt.number}",
             "git status && git diff   # review; resolve any conflict markers, then commit",
             "```",
             "",

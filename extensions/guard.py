@@ -118,8 +118,9 @@ def before(answers_file: str) -> int:
     say(
         "The answers file must never be edited by hand: restore it "
         f"(git log -p {answers_file}; git checkout <commit> -- {answers_file}; git commit), "
-        "then change the level with: copier update --trust --defaults --data level=N"
+        f"then change the level with: {maturity.UPDATE_COMMAND} --data level=N"
     )
+    say(f"See {maturity.CHANGING_LEVEL_URL}")
     say(f"(To run the update anyway, set {SKIP_ENV}=1.)")
     return 1
 
@@ -220,7 +221,7 @@ def after(answers_file: str, template: str) -> int:
     if kept:
         say(
             f"Review {KEPT_DIR}/: port what you need, then delete it. "
-            "See docs/changing-level.md of the template."
+            f"See {maturity.CHANGING_LEVEL_URL}"
         )
     leftovers = [f for f in files if Path(f).is_file() and (owner_level(f) or -1) > new_level >= 0]
     for path in leftovers:

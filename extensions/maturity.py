@@ -56,6 +56,14 @@ class Level:
 # Where the docs site (mkdocs.yml, docs/) is published; generated READMEs link to their level.
 DOCS_URL = "https://mlops-maturity-template.github.io/mlops-maturity-template/"
 
+# How a project runs Copier to change level: uv fetches Copier and the extensions the template
+# loads, so the command works from any project folder with uv alone (READMEs, messages, docs).
+UPDATE_COMMAND = (
+    "uvx --from copier --with copier-template-extensions copier update --trust --defaults"
+)
+# The docs page about changing level (the level guard's messages point to it).
+CHANGING_LEVEL_URL = DOCS_URL + "changing-level/"
+
 # Files every level has. Their content grows in stable, per-capability blocks.
 SHARED_PATHS: tuple[str, ...] = ("README.md", ".gitignore", ".copier-answers.yml")
 
@@ -228,6 +236,8 @@ def template_context(number: int) -> dict[str, Any]:
         "next_maturity_level": LEVELS[number + 1] if number + 1 < len(LEVELS) else None,
         "level_capabilities": capabilities_at(number),
         "level_excluded_paths": "\n".join(excluded_paths(number)),
+        "update_command": UPDATE_COMMAND,
+        "changing_level_url": CHANGING_LEVEL_URL,
         **flags,
     }
 

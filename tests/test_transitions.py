@@ -234,7 +234,12 @@ def test_guard_keeps_a_changed_higher_level_module_on_downgrade(
     assert not (project / module).exists()
     kept = project / KEPT_DIR / f"{level}-to-1" / module
     assert "USER_TUNING = 3" in kept.read_text()
-    assert f"{KEPT_DIR}/{level}-to-1/{module}" in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert f"{KEPT_DIR}/{level}-to-1/{module}" in err
+    # The message points to the docs page, which exists (the project has no docs/).
+    assert f"See {maturity.CHANGING_LEVEL_URL}" in err
+    page = maturity.CHANGING_LEVEL_URL.removeprefix(maturity.DOCS_URL).rstrip("/")
+    assert (Path(__file__).resolve().parents[1] / "docs" / f"{page}.md").is_file()
     # Unchanged files of that level are simply removed.
     assert [p.name for p in (project / KEPT_DIR).rglob("*") if p.is_file()] == [Path(module).name]
 

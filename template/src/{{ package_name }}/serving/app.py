@@ -31,7 +31,7 @@ from .. import __version__
 from ..contract import FEATURES
 from .bodies import document, json_body, json_response, parse, request_id
 from .limits import ERROR_RESPONSES, BodySizeLimit
-from .metrics import ServiceMetrics
+from .metrics import PREDICT, PREDICT_BATCH, ServiceMetrics
 from .models import ModelSet, ServedModel, load_models, load_until_ready
 from .predictor import Row
 from .schemas import (
@@ -71,6 +71,7 @@ class ServiceState:
         self.engine = engine
         self.metrics = metrics
         self.log = PredictionLog(engine, flush_interval=settings.log_flush_interval)
+        metrics.watch_log(self.log)
         self.models = models
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
         self._id_prefix = uuid4().hex[:16]  # per process (made in the lifespan, after any fork)
@@ -179,21 +180,22 @@ def create_app(settings: ServingSettings | None = None, loader: Loader = load_mo
         state: ServiceState = app.state.service
         return state
 
-    def pick(key: str) -> ServedModel:
+    def pick(key: str, endpoint: str) -> ServedModel:
         models = service().models
         model = models.pick(key)
         if model is None:
-            service().metrics.rejected.labels("predict", "503").inc()
+            service().metrics.rejected.labels(endpoint, "503").inc()
             raise HTTPException(503, detail=f"no model loaded: {models.problem}")
         return model
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        service().metrics.rejected.labels(request.url.path, "422").inc()
+        route = request.scope.get("route")  # its path, not the URL: one label per endpoint
+        service().metrics.rejected.labels(getattr(route, "path", request.url.path), "422").inc()
         return JSONResponse({"detail": _errors(exc)}, status_code=422)
 
     @app.post(
-        "/predict",
+        PREDICT,
         tags=["predict"],
         response_model=PredictResponse,
         responses=PREDICT_RESPONSES,
@@ -205,11 +207,11 @@ def create_app(settings: ServingSettings | None = None, loader: Loader = load_mo
         body = parse(PredictRequest, request, await request.body())
         state = service()
         rid = request_id(request) or state.new_request_id()
-        model = pick(body.key or rid)
+        model = pick(body.key or rid, PREDICT)
         rows = _rows([body.trip])
         (value,) = await _predict(model, rows)
         seconds = perf_counter() - start
-        state.observe("predict", model, 1, seconds)
+        state.observe(PREDICT, model, 1, seconds)
         state.log.record(
             LoggedPrediction(
                 datetime.now(UTC),
@@ -232,7 +234,7 @@ def create_app(settings: ServingSettings | None = None, loader: Loader = load_mo
         )
 
     @app.post(
-        "/predict/batch",
+        PREDICT_BATCH,
         tags=["predict"],
         response_model=BatchResponse,
         responses=PREDICT_RESPONSES,
@@ -246,11 +248,11 @@ def create_app(settings: ServingSettings | None = None, loader: Loader = load_mo
             raise _too_many(len(body.trips), settings.max_batch_size)
         state = service()
         batch_id = request_id(request) or state.new_request_id()
-        model = pick(body.key or batch_id)
+        model = pick(body.key or batch_id, PREDICT_BATCH)
         rows = _rows(body.trips)
         values = await _predict(model, rows)
         seconds = perf_counter() - start
-        state.observe("predict_batch", model, len(rows), seconds)
+        state.observe(PREDICT_BATCH, model, len(rows), seconds)
         ids = tuple([f"{batch_id}-{i}" for i in range(len(rows))])
         state.log.record(  # one entry, of tuples: the collector untracks them while queued
             LoggedBatch(
@@ -316,12 +318,8 @@ def create_app(settings: ServingSettings | None = None, loader: Loader = load_mo
     @app.get("/metrics", tags=["health"], include_in_schema=False)
     async def metrics() -> Response:
         """Prometheus metrics."""
-        state = service()
-        state.metrics.log_queue.set(state.log.pending())
-        state.metrics.log_errors.set(state.log.errors)
-        state.metrics.log_dropped.set(state.log.dropped)
-        state.metrics.log_duplicates.set(state.log.duplicates)
-        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        registry = service().metrics.registry
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     document(app, PredictRequest, BatchRequest)
     return app

@@ -1,10 +1,61 @@
-"""Prometheus metrics of the service, in a registry of its own (one per app)."""
+"""Prometheus metrics of the service, in a registry of its own (one per app).
+
+Cumulative counts are counters (`*_total`: use `rate()`/`increase()`); levels are gauges.
+Every metric with an `endpoint` label takes the route's path (`PREDICT`, `PREDICT_BATCH`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+# `endpoint` label values: the routes' paths.
+PREDICT = "/predict"
+PREDICT_BATCH = "/predict/batch"
+
+
+class LogCounts(Protocol):
+    """What the prediction log counts (serving.store.PredictionLog)."""
+
+    errors: int
+    dropped: int
+    duplicates: int
+
+    def pending(self) -> int: ...
+
+
+class _LogCollector(Collector):
+    """The prediction log's own counts, read at scrape time."""
+
+    def __init__(self, log: LogCounts) -> None:
+        self.log = log
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "prediction_log_queue",
+            "Predictions waiting to be written to the prediction log.",
+            value=self.log.pending(),
+        )
+        yield CounterMetricFamily(
+            "prediction_log_write_failures",
+            "Failed writes to the prediction log (each is retried).",
+            value=self.log.errors,
+        )
+        yield CounterMetricFamily(
+            "prediction_log_dropped",
+            "Predictions given up on by the prediction log (buffer full, or down at shutdown).",
+            value=self.log.dropped,
+        )
+        yield CounterMetricFamily(
+            "prediction_log_duplicate_ids",
+            "Predictions not logged because their request id was already logged.",
+            value=self.log.duplicates,
+        )
 
 
 class ServiceMetrics:
@@ -37,29 +88,13 @@ class ServiceMetrics:
             ["endpoint", "status"],
             registry=self.registry,
         )
-        self.log_queue = Gauge(
-            "prediction_log_queue",
-            "Predictions waiting to be written to the prediction log.",
-            registry=self.registry,
-        )
-        self.log_errors = Gauge(
-            "prediction_log_write_failures",
-            "Failed writes to the prediction log since start (each is retried).",
-            registry=self.registry,
-        )
-        self.log_dropped = Gauge(
-            "prediction_log_dropped",
-            "Predictions given up on by the prediction log (buffer full, or down at shutdown).",
-            registry=self.registry,
-        )
-        self.log_duplicates = Gauge(
-            "prediction_log_duplicate_ids",
-            "Predictions not logged because their request id was already logged.",
-            registry=self.registry,
-        )
         self.model_loaded = Gauge(
             "model_loaded",
             "1 for each loaded model, by variant and version.",
             ["variant", "model_version"],
             registry=self.registry,
         )
+
+    def watch_log(self, log: LogCounts) -> None:
+        """Expose the prediction log's queue and counts (once per registry)."""
+        self.registry.register(_LogCollector(log))
