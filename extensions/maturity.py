@@ -232,6 +232,7 @@ def template_context(number: int) -> dict[str, Any]:
     flags = {f"has_{cap.key}": cap.key in have for lvl in LEVELS for cap in lvl.capabilities}
     return {
         "maturity_levels": LEVELS,
+        "docs_url": DOCS_URL,
         "maturity_level": level,
         "next_maturity_level": LEVELS[number + 1] if number + 1 < len(LEVELS) else None,
         "level_capabilities": capabilities_at(number),
