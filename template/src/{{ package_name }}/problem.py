@@ -186,7 +186,7 @@ class Problem:
 
     # -- reading and checking data -------------------------------------------------------
     def normalize(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Rename aliased columns (``tpep_pickup_datetime`` -> the declared name)."""
+        """Rename columns spelled by one of their declared aliases to the declared name."""
         renames: dict[str, str] = {}
         for column in self.columns:
             if column.name in frame.columns:
