@@ -103,3 +103,27 @@ def test_python_version_reaches_the_project(render: Render) -> None:
     assert pyproject["project"]["name"] == "fare-est"
     assert (project / ".python-version").read_text().strip() == "3.13"
     assert Path(project / "src" / "fare_estimator" / "__init__.py").exists()
+
+
+def make_targets(project: Path) -> dict[str, str]:
+    """Each Makefile target with its `## help` text."""
+    makefile = project / "Makefile"
+    text = makefile.read_text() if makefile.is_file() else ""
+    return dict(re.findall(r"^([a-zA-Z_-]+):.*?## (.*)$", text, re.M))
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_slow_test_targets_exist_only_where_slow_tests_do(render: Render, level: int) -> None:
+    project = render(level=level)
+    slow = sorted(
+        path.relative_to(project).as_posix()
+        for path in (project / "tests").rglob("test_*.py")
+        if "pytest.mark.slow" in path.read_text()
+    )
+    targets = make_targets(project)
+    assert ("test-slow" in targets) == bool(slow), (slow, targets.get("test-slow"))
+    assert ("test-all" in targets) == bool(slow)
+    # Its help names what it runs: a topic for each folder that holds slow tests.
+    topics = {"training": "training", "serving": "service", "automation": "retraining"}
+    for folder in {Path(path).parts[1] for path in slow}:
+        assert topics[folder] in targets["test-slow"], folder
