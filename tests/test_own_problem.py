@@ -9,6 +9,7 @@ data is dropped into `data/` and the configs point at it. Then every command of 
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -18,7 +19,6 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
@@ -125,10 +125,17 @@ def _post(url: str, body: object, headers: dict[str, str] | None = None) -> obje
         return json.load(response)
 
 
-def _requests(project: Path) -> pd.DataFrame:
+def _read_csv(path: Path) -> list[dict[str, str | None]]:
+    with path.open(newline="") as handle:
+        return [
+            {k: (v if v != "" else None) for k, v in row.items()} for row in csv.DictReader(handle)
+        ]
+
+
+def _requests(project: Path) -> list[dict[str, str | None]]:
     """The last quarter's patients, without their outcome, as the service receives them."""
-    frame = pd.read_csv(project / "data" / "diabetes" / "new-patients.csv")
-    return frame.drop(columns=["visit_date"]).astype(object).where(frame.notna(), None)
+    rows = _read_csv(project / "data" / "diabetes" / "new-patients.csv")
+    return [{k: v for k, v in row.items() if k != "visit_date"} for row in rows]
 
 
 def test_lint_and_tests_pass_with_the_users_contract(project: Path) -> None:
@@ -139,20 +146,20 @@ def test_lint_and_tests_pass_with_the_users_contract(project: Path) -> None:
 def test_every_level_runs_on_the_users_problem(project: Path, service: str) -> None:
     requests = _requests(project)
     # Live predictions, one by one, with the patient id as the request id ...
-    single = requests.iloc[:60]
-    for record in single.to_dict(orient="records"):
-        patient = record.pop("patient_id")
+    for record in requests[:60]:
+        patient = str(record.pop("patient_id"))
         answer = _post(f"{service}/predict", record, {"X-Request-ID": patient})
         assert isinstance(answer, dict)
     # ... and the rest as one batch
-    batch = requests.iloc[60:].drop(columns="patient_id").to_dict(orient="records")
+    batch = [{k: v for k, v in row.items() if k != "patient_id"} for row in requests[60:]]
     answer = _post(f"{service}/predict/batch", {"items": batch}, {"X-Request-ID": "late-batch"})
     assert isinstance(answer, dict)
     # Ground truth for the single requests, then monitoring, promotion, retraining and scoring
-    outcomes = pd.read_csv(project / "data" / "diabetes" / "outcomes.csv").iloc[:60]
-    outcomes.rename(columns={"patient_id": "request_id"}).to_csv(
-        project / "data" / "diabetes" / "truth.csv", index=False
-    )
+    outcomes = _read_csv(project / "data" / "diabetes" / "outcomes.csv")[:60]
+    with (project / "data" / "diabetes" / "truth.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["request_id", "progression"])
+        writer.writerows([row["patient_id"], row["progression"]] for row in outcomes)
     run(["make", "attach-truth", "FILE=data/diabetes/truth.csv"], project)
     for target in ("monitor", "promote", "retrain"):
         run(["make", target], project)
