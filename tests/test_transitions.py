@@ -217,9 +217,9 @@ def test_conflicts_are_reported_by_the_guard_and_the_doctor(
 # ------------------------------------------------------------------------- guard
 
 
-def highest_level_module(template: Path) -> tuple[int, str] | None:
-    """A module of the highest level above 1 that has one in its own package folder."""
-    for level in sorted(levels_with_files(template) - {0, 1}, reverse=True):
+def highest_level_module(template: Path, lowest: bool = False) -> tuple[int, str] | None:
+    """A module of the highest (or lowest) level above 1 that has one in its own package."""
+    for level in sorted(levels_with_files(template) - {0, 1}, reverse=not lowest):
         for pattern in maturity.get_level(level).paths:
             if pattern.startswith("src/*/") and pattern.endswith("/"):
                 folder = template / "src" / "{{ package_name }}" / pattern[6:-1]
@@ -360,6 +360,7 @@ def test_doctor_finds_conflicts_rejects_and_a_level_mismatch(
 # ------------------------------------------------------------- down and back up
 
 
+@pytest.mark.slow
 def test_down_and_back_up_restores_the_users_edits_in_place(
     project_at: Callable[[int], Path], capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -389,9 +390,9 @@ def test_down_and_back_up_restores_the_users_edits_in_place(
 def test_a_returning_file_is_merged_with_the_templates_changes(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """3 -> 2, the template changes, 2 -> 3: both sides' changes meet, conflicts are marked."""
+    """2 -> 1, the template changes, 1 -> 2: both sides' changes meet, conflicts are marked."""
     repo = build_template_repo(tmp_path / "template", tag=None)
-    found = highest_level_module(repo / "template")
+    found = highest_level_module(repo / "template", lowest=True)
     if found is None:
         pytest.skip("no level above 1 has modules in the template yet")
     level, module = found
