@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
@@ -73,15 +73,35 @@ def _describe(deployments: Sequence[RunnerDeployment]) -> None:
 
 
 def serve_flows(policy: policy_module.RetrainingPolicy, policy_path: Path) -> int:
-    """Run both flows on their schedules here until Ctrl-C (one machine, no worker)."""
+    """Run both flows on their schedules here until Ctrl-C (one machine, no worker).
+
+    Against ``PREFECT_API_URL`` if set, else a Prefect server started for the purpose (the
+    ephemeral API runs no scheduler: its deployments would never run).
+    """
     from .flows import build_deployments, serve
+    from .local_server import local_server
 
     deployments = build_deployments(policy, policy_path)
     _describe(deployments)
-    api = os.environ.get("PREFECT_API_URL") or "the local ephemeral Prefect API"
-    print(f"serving them against {api}; Ctrl-C stops (and pauses their schedules)", flush=True)
-    serve(deployments)
+    api = os.environ.get("PREFECT_API_URL")
+    if api:
+        print(f"serving them against {api}; Ctrl-C stops (and pauses their schedules)", flush=True)
+        serve(deployments)
+        return 0
+    signal.signal(signal.SIGTERM, _exit)  # stop the local server on SIGTERM too
+    home = Path(os.environ["PREFECT_HOME"]).expanduser()
+    with local_server(home) as api_url:
+        print(
+            f"serving them against a local Prefect server, {api_url} (database and log in "
+            f"{home}); Ctrl-C stops both",
+            flush=True,
+        )
+        serve(deployments, api_url)
     return 0
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def deploy(policy: policy_module.RetrainingPolicy, args: argparse.Namespace) -> int:

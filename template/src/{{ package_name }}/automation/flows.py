@@ -70,18 +70,18 @@ def build_deployments(
     each run in ``working_dir`` (default: the current directory, made absolute).
     """
     schedules = policy.schedules
-    pool_options: dict[str, object] = {}
+    job_variables = None
     if work_pool is not None:
-        workdir = (working_dir or Path.cwd()).resolve()
-        pool_options = {"work_pool_name": work_pool, "job_variables": {"working_dir": str(workdir)}}
+        job_variables = {"working_dir": str((working_dir or Path.cwd()).resolve())}
     built = [
         deployed.to_deployment(
             name=name,
             schedule=Cron(cron, timezone=schedules.timezone),
             parameters={"policy_path": str(policy_path)},
             tags=["mlops", tag],
-            entrypoint_type=EntrypointType.MODULE_PATH,
-            **pool_options,  # type: ignore[arg-type]
+            entrypoint_type=EntrypointType.MODULE_PATH,  # imported from the installed package
+            work_pool_name=work_pool,
+            job_variables=job_variables,
         )
         for deployed, name, cron, tag in [
             (monitoring_flow, MONITORING_DEPLOYMENT, schedules.monitoring, "monitoring"),
@@ -109,11 +109,15 @@ def ensure_work_pool(name: str) -> tuple[str, bool]:
             return client.create_work_pool(pool).type, True
 
 
-def serve(deployments: list[RunnerDeployment]) -> None:
-    """Run ``deployments`` on their schedules in this process until interrupted.
+def serve(deployments: list[RunnerDeployment], api_url: str | None = None) -> None:
+    """Run ``deployments`` on their schedules in this process until Ctrl-C or SIGTERM.
 
-    Each flow run starts as a child process; the schedules are paused again on shutdown.
+    Against ``api_url`` if given (else the configured API). Each flow run starts as a child
+    process; the schedules are paused again on shutdown.
     """
     from prefect import serve as prefect_serve
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    prefect_serve(*deployments, print_starting_message=False)
+    updates = {PREFECT_API_URL: api_url} if api_url else {}
+    with temporary_settings(updates=updates):
+        prefect_serve(*deployments, print_starting_message=False)
