@@ -8,7 +8,11 @@ copier's own Python, in the project being updated:
 - `after` (the update is done): every file the update removed that the user had changed
   (it differs from what the template rendered for the old answers: a downgrade, or a
   file a level replaces, such as level 0's requirements.txt) is written back under
-  `.copier-kept/<old level>-to-<new level>/<its path>`, and the output says so. It also
+  `.copier-kept/<old level>-to-<new level>/<its path>` (the template's version it started
+  from goes to `.copier-kept/.template/...`), and the output says so. When an update
+  re-creates a path `.copier-kept/` holds (moving back up), your newest kept version is
+  merged into the template's new one with `git merge-file` (conflicts marked), and the
+  output says so; the kept copy stays until you delete it. It also
   reports the user's own files left in folders the new level does not have, and any
   conflict markers or `.rej` files the merge left (copier exits 0 on those).
 
@@ -35,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import maturity  # the model beside this file, in the template being applied
 
 KEPT_DIR = ".copier-kept"
+TEMPLATE_DIR = ".template"  # under KEPT_DIR: the template's version each kept file started from
 DOCTOR = "scripts/doctor.py"
 STAMP = re.compile(r"^RENDERED_LEVEL\s*=\s*(\d+)\s*$", re.M)
 MARKER = re.compile(r"^(<{7}|>{7})( |$)", re.M)
@@ -160,17 +165,87 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def keep(path: str, content: bytes, base: str) -> str:
-    """Write `content` under the first `base[-n]/path` that is free or already identical."""
+def keep(path: str, content: bytes, base: str, original: bytes | None) -> str:
+    """Write `content` under the first `base[-n]/path` that is free or already identical.
+
+    `original` (the template's rendering the user's version started from) goes under
+    `.template/base[-n]/path`: it is the base of the 3-way merge when the path comes back.
+    """
     for n in range(1, 1000):
-        target = Path(KEPT_DIR) / (base if n == 1 else f"{base}-{n}") / path
+        folder = base if n == 1 else f"{base}-{n}"
+        target = Path(KEPT_DIR) / folder / path
         if target.is_file() and digest(target.read_bytes()) == digest(content):
             return target.as_posix()
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
+            if original is not None:
+                template = Path(KEPT_DIR) / TEMPLATE_DIR / folder / path
+                template.parent.mkdir(parents=True, exist_ok=True)
+                template.write_bytes(original)
             return target.as_posix()
     raise RuntimeError(f"no free place to keep {path}")
+
+
+def kept_versions(path: str) -> list[Path]:
+    """The user's kept versions of `path`, newest last (by commit time, then file time)."""
+
+    def age(kept: Path) -> tuple[int, float]:
+        log = git("log", "-1", "--format=%ct", "--", kept.as_posix(), check=False)
+        stamp = log.stdout.decode().strip()
+        return int(stamp) if stamp.isdigit() else 0, kept.stat().st_mtime
+
+    found = [
+        kept
+        for kept in Path(KEPT_DIR).glob(f"*/{path}")
+        if kept.is_file() and kept.relative_to(KEPT_DIR).parts[0] != TEMPLATE_DIR
+    ]
+    return sorted(found, key=age)
+
+
+def merge(yours: Path, base: Path | None, current: Path) -> tuple[bytes, int] | None:
+    """`git merge-file` of your kept version and the template's new one, from `base`.
+
+    Without a base (a copy kept by an older guard) every difference is a conflict.
+    Returns the merged bytes and the number of conflicts, or None (binary files).
+    """
+    with tempfile.TemporaryDirectory(prefix="mlops-guard-merge-") as tmp:
+        empty = Path(tmp) / "empty"
+        empty.write_bytes(b"")
+        labels = ["yours (" + yours.as_posix() + ")", "template when kept", "template now"]
+        proc = git(
+            "merge-file", "-p", "-L", labels[0], "-L", labels[1], "-L", labels[2],
+            str(yours.resolve()), str((base or empty).resolve()), str(current.resolve()),
+            check=False,
+        )  # fmt: skip
+    if proc.returncode < 0 or proc.returncode > 127:
+        return None
+    return proc.stdout, proc.returncode
+
+
+def restore(created: list[str]) -> list[str]:
+    """Bring back your kept version of each path the update re-created; report each one."""
+    messages = []
+    for path in created:
+        versions = kept_versions(path)
+        current = Path(path)
+        if not versions or not current.is_file():
+            continue
+        yours = versions[-1]
+        now = current.read_bytes()
+        if now == yours.read_bytes() or MARKER.search(now.decode(errors="replace")):
+            continue  # identical, or restored already (a second run)
+        folder = yours.relative_to(KEPT_DIR).parts[0]
+        base = Path(KEPT_DIR) / TEMPLATE_DIR / folder / path
+        merged = merge(yours, base if base.is_file() else None, current)
+        if merged is None:
+            messages.append(f"{path} is the template's again: merge {yours} by hand")
+            continue
+        content, conflicts = merged
+        current.write_bytes(content)
+        how = f"{conflicts} conflict(s) marked in it" if conflicts else "merged with the template's"
+        messages.append(f"restored your {path} from {yours} ({how})")
+    return messages
 
 
 def conflicts(files: list[str]) -> tuple[list[str], list[str]]:
@@ -196,6 +271,12 @@ def changed_since_head() -> list[str]:
     return [e[3:].removeprefix(prefix) for e in entries if len(e) > 3]
 
 
+def untracked() -> list[str]:
+    """Files git does not track (and does not ignore): what the update created."""
+    out = git("ls-files", "-z", "--others", "--exclude-standard", ".").stdout.decode()
+    return [p for p in out.split("\0") if p]
+
+
 def after(answers_file: str, template: str) -> int:
     if not in_real_project(answers_file):
         return 0
@@ -212,10 +293,11 @@ def after(answers_file: str, template: str) -> int:
                 content = head_file(path)
                 if content is None:
                     continue
-                original = Path(tmp) / "old" / path
-                if rendered and original.is_file() and original.read_bytes() == content:
+                rendering = Path(tmp) / "old" / path
+                original = rendering.read_bytes() if rendered and rendering.is_file() else None
+                if original == content:
                     continue  # unchanged template file: removing it loses nothing
-                kept.append((path, keep(path, content, f"{old_level}-to-{new_level}")))
+                kept.append((path, keep(path, content, f"{old_level}-to-{new_level}", original)))
     for path, where in kept:
         say(f"kept your changed {path} (removed by this update) in {where}")
     if kept:
@@ -223,6 +305,10 @@ def after(answers_file: str, template: str) -> int:
             f"Review {KEPT_DIR}/: port what you need, then delete it. "
             f"See {maturity.CHANGING_LEVEL_URL}"
         )
+    present = set(files)
+    created = [f for f in untracked() if f not in present and not f.startswith(KEPT_DIR + "/")]
+    for message in restore(created):
+        say(message)
     leftovers = [f for f in files if Path(f).is_file() and (owner_level(f) or -1) > new_level >= 0]
     for path in leftovers:
         say(f"left in place: {path} (your file, in a place level {new_level} does not have)")

@@ -14,6 +14,7 @@ import json
 import keyword
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from fnmatch import fnmatch
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -65,7 +66,7 @@ UPDATE_COMMAND = (
 CHANGING_LEVEL_URL = DOCS_URL + "changing-level/"
 
 # Files every level has. Their content grows in stable, per-capability blocks.
-SHARED_PATHS: tuple[str, ...] = ("README.md", ".gitignore", ".copier-answers.yml")
+SHARED_PATHS: tuple[str, ...] = ("README.md", "LICENSE", ".gitignore", ".copier-answers.yml")
 
 LEVELS: tuple[Level, ...] = (
     Level(
@@ -251,6 +252,7 @@ def _hook_context(number: int) -> dict[str, Any]:
 
 def _context_hook(context: dict[str, Any]) -> None:
     """Copier context hook: exposes the model to copier.yml and every template."""
+    context.setdefault("copyright_year", date.today().year)  # the LICENSE's copyright line
     level = context.get("level")
     if isinstance(level, int) and level in LEVEL_NUMBERS:
         context.update(_hook_context(level))

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # copier commits inside temporary clones during updates: give git an identity.
@@ -21,6 +22,21 @@ for _var, _value in [
 ]:
     os.environ.setdefault(_var, _value)
 TEMPLATE = ROOT / "template"
+
+
+def _running_python() -> str | None:
+    """The Python running the tests, when copier.yml offers it as `python_version`.
+
+    Generated projects target it, so CI's matrix (one leg per offered version) runs them on each
+    (uv never downloads an interpreter here: a project must target one the machine has).
+    """
+    offered = yaml.safe_load((ROOT / "copier.yml").read_text())["python_version"]["choices"]
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return running if running in offered else None
+
+
+PYTHON_VERSION = _running_python()
+DEFAULT_ANSWERS: dict[str, object] = {"python_version": PYTHON_VERSION} if PYTHON_VERSION else {}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,6 +58,8 @@ def project_env() -> dict[str, str]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["UV_PYTHON_DOWNLOADS"] = "never"  # never fetch a toolchain at run time
     env["UV_PYTHON_PREFERENCE"] = "only-system"
+    # The running Python, also for projects rendered with another `python_version` default.
+    env.setdefault("UV_PYTHON", f"{sys.version_info.major}.{sys.version_info.minor}")
     env.setdefault("UV_CACHE_DIR", str(Path.home() / ".cache" / "uv"))  # one cache for all
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     env["DO_NOT_TRACK"] = "1"
@@ -81,6 +99,7 @@ def render(copie_session) -> Iterator[Render]:  # type: ignore[no-untyped-def]
     cache: dict[tuple[tuple[str, object], ...], Path] = {}
 
     def _render(**answers: object) -> Path:
+        answers = {**DEFAULT_ANSWERS, **answers}
         key = tuple(sorted(answers.items()))
         if key not in cache:
             result = copie_session.copy(extra_answers=answers, template_dir=ROOT)

@@ -136,9 +136,16 @@ def project_dockerfiles(project: Path) -> list[Path]:
     return sorted([*project.glob("Dockerfile"), *project.glob("deploy/*Dockerfile")])
 
 
+def tool(name: str) -> str:
+    """An executable of the template's [test] extra, or a one-line failure saying so."""
+    if not (BIN / name).is_file():
+        pytest.fail(f"{name} is not installed: .venv/bin/pip install -e '.[test]'")
+    return str(BIN / name)
+
+
 def hadolint(*paths: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(BIN / "hadolint"), "--no-color", *map(str, paths)], capture_output=True, text=True
+        [tool("hadolint"), "--no-color", *map(str, paths)], capture_output=True, text=True
     )
 
 
@@ -249,7 +256,7 @@ def compose(project: Path) -> dict:
 
 def check_jsonschema(schema: str, *paths: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(BIN / "check-jsonschema"), "--builtin-schema", schema, *map(str, paths)],
+        [tool("check-jsonschema"), "--builtin-schema", schema, *map(str, paths)],
         capture_output=True,
         text=True,
     )

@@ -3,12 +3,15 @@
 Starts on loopback a throwaway PostgreSQL 15 cluster, an S3-compatible server (moto), an MLflow
 tracking server (PostgreSQL backend store, artifacts proxied to S3) and a Prefect server (its
 database on the same PostgreSQL), then runs the generated project's own `make train` against
-them and checks each engine holds what it should. Run with `pytest --slow -m engines`.
+them and checks each engine holds what it should. Level 4's scheduled flows run there too:
+on a worker of their work pool, and served by one long-lived process. Run with
+`pytest --slow -m engines`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
 from extensions import maturity
 from tests import engines
@@ -33,7 +37,7 @@ MODEL_NAME = PACKAGE
 BUCKET = "mlflow"
 ARTIFACT_PREFIX = "artifacts"
 # The lowest level with every capability exercised here.
-NEEDS = {"training_pipeline", "model_registry", "serving", "monitoring"}
+NEEDS = {"training_pipeline", "model_registry", "serving", "monitoring", "automated_retraining"}
 LEVEL = min(
     level.number
     for level in maturity.LEVELS
@@ -88,8 +92,12 @@ class Stack:
 
 
 def prefect_api(stack: Stack, path: str, body: dict[str, object]) -> object:
+    return prefect_api_at(stack.prefect.url, path, body)
+
+
+def prefect_api_at(api_url: str, path: str, body: dict[str, object]) -> object:
     request = urllib.request.Request(
-        f"{stack.prefect.url}/{path}",
+        f"{api_url}/{path}",
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
@@ -346,6 +354,164 @@ def test_two_replicas_serve_the_server_champion_and_lose_no_log_rows(stack: Stac
     # Then its metrics are stored beside the log, and its report is written
     stored = stack.postgres.psql("SELECT count(DISTINCT run_id) FROM monitoring_metrics", database)
     assert stored == "1"
-    assert list((stack.project / "reports").glob("monitoring-*.html"))
+    assert list((stack.project / "reports").rglob("*.html"))
+    assert git_status(stack.project) == ""
+    print(json.dumps({name: round(value, 1) for name, value in stack.figures.items()}))
+
+
+# ------------------------------------------------------------------ level 4: scheduled flows
+
+TRAFFIC_ROWS = 1_000
+# Served trips of the validation month, with their durations, into the prediction log.
+SERVE_TRAFFIC = f"""
+import json
+from fastapi.testclient import TestClient
+from {PACKAGE}.contract import FEATURES, TARGET, load_month
+from {PACKAGE}.serving.app import create_app
+
+trips = load_month("data", 2024, 2).head({TRAFFIC_ROWS})
+with TestClient(create_app()) as client:
+    for start in range(0, len(trips), 500):
+        chunk = trips.iloc[start : start + 500]
+        body = {{"trips": chunk[FEATURES].to_dict("records")}}
+        answer = client.post("/predict/batch", json=body)
+        answer.raise_for_status()
+        truth = [
+            {{"request_id": p["request_id"], "duration": float(d)}}
+            for p, d in zip(answer.json()["predictions"], chunk[TARGET], strict=True)
+        ]
+        client.post("/ground-truth", json={{"items": truth}}).raise_for_status()
+    client.app.state.service.log.flush()
+print(json.dumps(len(trips)))
+"""
+MONITORING = "automation-monitoring/monitoring-hourly"
+RETRAINING = "retraining-check/retraining-check-daily"
+RUN_DEPLOYMENT = """
+import json, sys, time
+from prefect.deployments import run_deployment
+started = time.monotonic()
+run = run_deployment(sys.argv[1], timeout=600)
+print(json.dumps({"state": run.state_type.value, "seconds": time.monotonic() - started}))
+"""
+
+
+@pytest.fixture(scope="module")
+def traffic(stack: Stack) -> dict[str, str]:
+    """A champion on the MLflow server and recent, labelled traffic in a PostgreSQL log."""
+    train_twice(stack)
+    log_url = stack.postgres.url(stack.postgres.create_database("automation"))
+    env = {"SERVING_PREDICTION_LOG_URL": log_url}
+    python = str(stack.project / ".venv" / "bin" / "python")
+    stack.run([python, "-c", SERVE_TRAFFIC], env)
+    return env
+
+
+def history(stack: Stack) -> dict[str, int]:
+    """How many monitoring results and decisions the loop has recorded so far."""
+    folder = stack.project / ".mlops" / "automation"
+    return {
+        name: len((folder / f"{name}.jsonl").read_text().splitlines())
+        if (folder / f"{name}.jsonl").is_file()
+        else 0
+        for name in ("monitoring", "decisions")
+    }
+
+
+def run_both(stack: Stack, env: dict[str, str], label: str) -> dict[str, int]:
+    """Trigger monitoring, then the retraining check; each must complete. The history gained."""
+    before = history(stack)
+    python = str(stack.project / ".venv" / "bin" / "python")
+    for deployment, key in [(MONITORING, "monitoring"), (RETRAINING, "retraining")]:
+        out = stack.run([python, "-c", RUN_DEPLOYMENT, deployment], env).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        assert result["state"] == "COMPLETED", (deployment, result)
+        stack.figures[f"{label}_{key}_run_s"] = result["seconds"]
+    after = history(stack)
+    return {name: after[name] - before[name] for name in after}
+
+
+def work_pool(project: Path) -> str:
+    policy = yaml.safe_load((project / "configs" / "retraining.yaml").read_text())
+    return str(policy["schedules"]["work_pool"])
+
+
+def test_scheduled_flows_run_on_a_worker_of_their_work_pool(
+    stack: Stack, traffic: dict[str, str]
+) -> None:
+    # Given a champion, recent traffic, and the deployments registered by `make deploy-flows`
+    pool = work_pool(stack.project)
+    deployed = stack.run(["make", "deploy-flows"], traffic).stdout
+    assert f"work pool {pool} (process): created" in deployed
+    assert f"prefect worker start --pool {pool}" in deployed
+    state = stack.probe(
+        "import json; from prefect import get_client\n"
+        "with get_client(sync_client=True) as c:\n"
+        "    print(json.dumps([d.work_pool_name for d in c.read_deployments()"
+        " if d.tags and 'mlops' in d.tags]))"
+    )
+    assert state == [pool, pool]
+
+    # When a worker polls that pool, started away from the project (the runs find it alone)
+    venv_bin = stack.project / ".venv" / "bin"
+    workdir = stack.project.parent
+    log = workdir / "worker.log"
+    env = {**stack.env, **traffic, "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    cmd = [str(venv_bin / "prefect"), "worker", "start", "--pool", pool]
+    worker = engines.Engine("worker", "", engines.spawn("worker", cmd, log, env, workdir), log)
+    try:
+        # and each deployment is triggered
+        gained = run_both(stack, traffic, "worker")
+    finally:
+        worker.stop()
+
+    # Then both runs completed, and the loop recorded a monitoring result and a decision
+    assert gained == {"monitoring": 1, "decisions": 1}, log.read_text()[-3000:]
+    assert git_status(stack.project) == ""
+    print(json.dumps({name: round(value, 1) for name, value in stack.figures.items()}))
+
+
+SERVING_LINE = re.compile(r"serving them against a local Prefect server, (http://\S+/api) ")
+
+
+def test_one_process_serves_the_scheduled_flows(stack: Stack, traffic: dict[str, str]) -> None:
+    # Given a champion and recent traffic, and no Prefect server configured
+    env = {**stack.env, **traffic}
+    del env["PREFECT_API_URL"]
+    log = stack.project.parent / "automation.log"
+    python = str(stack.project / ".venv" / "bin" / "python")
+    cmd = [python, "-m", f"{PACKAGE}.automation", "serve-flows"]
+
+    # When `make automation`'s command runs
+    started = time.monotonic()
+    process = engines.spawn("automation", cmd, log, env, stack.project)
+    serving = engines.Engine("automation", "", process, log)
+    try:
+        engines.wait_until(
+            "automation", lambda: bool(SERVING_LINE.search(log.read_text())), process, log, 240
+        )
+        match = SERVING_LINE.search(log.read_text())
+        assert match is not None
+        api_url = match.group(1)
+        stack.figures["serve_startup_s"] = time.monotonic() - started
+
+        # Then its local server schedules the next runs of both flows (the ephemeral API would not)
+        def scheduled() -> bool:
+            runs = prefect_api_at(
+                api_url,
+                "flow_runs/filter",
+                {"flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}, "limit": 200},
+            )
+            assert isinstance(runs, list)
+            return len({run["deployment_id"] for run in runs}) == 2
+
+        engines.wait_until("scheduler", scheduled, process, log, 120)
+        # and runs of its deployments, triggered now, complete in that process
+        gained = run_both(stack, {**traffic, "PREFECT_API_URL": api_url}, "serve")
+    finally:
+        serving.stop()
+
+    assert gained == {"monitoring": 1, "decisions": 1}, log.read_text()[-3000:]
+    # and stopping it stops its server
+    assert not engines.http_ok(f"{api_url}/health")()
     assert git_status(stack.project) == ""
     print(json.dumps({name: round(value, 1) for name, value in stack.figures.items()}))

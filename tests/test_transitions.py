@@ -109,9 +109,18 @@ def test_transition_keeps_user_work(
     check_transition(project, edits, target, template_repo / "template")
     # Every kept copy is reported in the update's output.
     output = capfd.readouterr().err
-    for kept in (project / KEPT_DIR).rglob("*"):
-        if kept.is_file():
-            assert kept.relative_to(project).as_posix() in output
+    for kept in kept_files(project):
+        assert f"{KEPT_DIR}/{kept}" in output
+
+
+def kept_files(project: Path) -> list[str]:
+    """The user's kept copies (not the template versions kept beside them for merging)."""
+    root = project / KEPT_DIR
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and p.relative_to(root).parts[0] != ".template"
+    )
 
 
 def make_test_pairs() -> list[tuple[int, int]]:
@@ -208,9 +217,9 @@ def test_conflicts_are_reported_by_the_guard_and_the_doctor(
 # ------------------------------------------------------------------------- guard
 
 
-def highest_level_module(template: Path) -> tuple[int, str] | None:
-    """A module of the highest level above 1 that has one in its own package folder."""
-    for level in sorted(levels_with_files(template) - {0, 1}, reverse=True):
+def highest_level_module(template: Path, lowest: bool = False) -> tuple[int, str] | None:
+    """A module of the highest (or lowest) level above 1 that has one in its own package."""
+    for level in sorted(levels_with_files(template) - {0, 1}, reverse=not lowest):
         for pattern in maturity.get_level(level).paths:
             if pattern.startswith("src/*/") and pattern.endswith("/"):
                 folder = template / "src" / "{{ package_name }}" / pattern[6:-1]
@@ -240,8 +249,9 @@ def test_guard_keeps_a_changed_higher_level_module_on_downgrade(
     assert f"See {maturity.CHANGING_LEVEL_URL}" in err
     page = maturity.CHANGING_LEVEL_URL.removeprefix(maturity.DOCS_URL).rstrip("/")
     assert (Path(__file__).resolve().parents[1] / "docs" / f"{page}.md").is_file()
-    # Unchanged files of that level are simply removed.
-    assert [p.name for p in (project / KEPT_DIR).rglob("*") if p.is_file()] == [Path(module).name]
+    # Unchanged files of that level are simply removed; the kept one's base is beside it.
+    assert kept_files(project) == [f"{level}-to-1/{module}"]
+    assert (project / KEPT_DIR / ".template" / f"{level}-to-1" / module).is_file()
 
 
 def test_guard_keeps_a_changed_requirements_file_when_moving_up(
@@ -345,3 +355,75 @@ def test_doctor_finds_conflicts_rejects_and_a_level_mismatch(
     assert "conflict markers in README.md" in result.stdout
     assert "rejected hunks in Makefile.rej" in result.stdout
     assert "says level 3 but the files were generated for level 1" in result.stdout
+
+
+# ------------------------------------------------------------- down and back up
+
+
+@pytest.mark.slow
+def test_down_and_back_up_restores_the_users_edits_in_place(
+    project_at: Callable[[int], Path], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """4 -> 2 -> 4: the edited level-3/4 files come back as the user left them."""
+    top = LEVELS[-1]
+    project = project_at(top)
+    edits = apply_user_edits(project, top)
+    git_commit_all(project, "user work")
+    update(project, 2)
+    git_commit_all(project, "down to 2")
+    returning = {e.path for e in edits if not e.own_file and not (project / e.path).exists()}
+    assert returning, "the downgrade removed no edited file: nothing to bring back"
+    capfd.readouterr()
+    update(project, top)
+    output = capfd.readouterr().err
+    misplaced = [e for e in edits if e.marker not in (project / e.path).read_text()]
+    assert misplaced == [], "edits not back in place"
+    assert conflict_leftovers(project) == []
+    for path in returning:
+        assert f"restored your {path} from {KEPT_DIR}/{top}-to-2/{path}" in output
+    # A second run of the guard changes nothing.
+    before = (project / sorted(returning)[0]).read_bytes()
+    assert run_guard(project, "after").returncode == 0
+    assert (project / sorted(returning)[0]).read_bytes() == before
+
+
+def test_a_returning_file_is_merged_with_the_templates_changes(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """2 -> 1, the template changes, 1 -> 2: both sides' changes meet, conflicts are marked."""
+    repo = build_template_repo(tmp_path / "template", tag=None)
+    found = highest_level_module(repo / "template", lowest=True)
+    if found is None:
+        pytest.skip("no level above 1 has modules in the template yet")
+    level, module = found
+    package_folder = Path(module).parent.as_posix()
+    folder = repo / "template" / package_folder.replace(PACKAGE, "{{ package_name }}")
+    clean, clashing = sorted(p.name for p in folder.glob("*.py*") if "__init__" not in p.name)[:2]
+    project = generate(repo, tmp_path / "project", level)
+    git_commit_all(project)
+    package_dir = project / Path(module).parent
+    mine = {clean: "\n\ndef user_helper() -> int:\n    return 1\n", clashing: "\nUSER = 1\n"}
+    for name, text in mine.items():
+        with (package_dir / name.removesuffix(".jinja")).open("a") as handle:
+            handle.write(text)
+    git_commit_all(project, "user work")
+    update(project, level - 1)
+    git_commit_all(project, "down")
+    # The template's next commit: a new first line in one module, a clashing end in the other.
+    (folder / clean).write_text("# template v2\n" + (folder / clean).read_text())
+    (folder / clashing).write_text((folder / clashing).read_text() + "\nTEMPLATE = 2\n")
+    git_commit_all(repo, "template v2")
+    capfd.readouterr()
+    update(project, level)
+    output = capfd.readouterr().err
+    merged = (package_dir / clean.removesuffix(".jinja")).read_text()
+    assert merged.startswith("# template v2\n")
+    assert merged.endswith(mine[clean])
+    conflicted = package_dir / clashing.removesuffix(".jinja")
+    rel = conflicted.relative_to(project).as_posix()
+    assert conflict_leftovers(project) == [rel]
+    assert "USER = 1" in conflicted.read_text()
+    assert "TEMPLATE = 2" in conflicted.read_text()
+    assert f"restored your {rel}" in output
+    assert "1 conflict(s) marked" in output
+    assert f"conflict markers in {rel}" in output

@@ -15,7 +15,7 @@ from pathlib import Path
 import copier
 
 from extensions import maturity
-from tests.conftest import ROOT, TEMPLATE, git_commit_all
+from tests.conftest import DEFAULT_ANSWERS, ROOT, TEMPLATE, git_commit_all
 
 from .paths import template_output_paths
 
@@ -64,7 +64,7 @@ def generate(template: Path, destination: Path, level: int, vcs_ref: str = "HEAD
     copier.run_copy(
         str(template),
         destination,
-        data={"level": level},
+        data={"level": level, **DEFAULT_ANSWERS},
         defaults=True,
         unsafe=True,
         quiet=True,

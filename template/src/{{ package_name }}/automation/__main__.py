@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from ..monitoring.config import ConfigError
 from . import policy as policy_module
+
+if TYPE_CHECKING:  # Prefect: imported by the commands that use it
+    from prefect.deployments.runner import RunnerDeployment
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,8 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("retrain", help="decide from the latest monitoring result; retrain, gate")
     commands.add_parser("rollback", help="move `champion` back to `previous-champion`")
     commands.add_parser("simulate", help="run the closed loop over generated months, offline")
-    deploy = commands.add_parser("deploy", help="register the scheduled Prefect deployments")
+    commands.add_parser(
+        "serve-flows", help="run the flows on their schedules in this process (Prefect serve)"
+    )
+    deploy = commands.add_parser(
+        "deploy", help="register the scheduled deployments in a work pool, for workers"
+    )
     deploy.add_argument("--dry-run", action="store_true", help="build them, register nothing")
+    deploy.add_argument("--pool", help="work pool (default: the policy's schedules.work_pool)")
+    deploy.add_argument(
+        "--working-dir",
+        type=Path,
+        default=Path.cwd(),
+        help="where workers start each run: configs, data, .mlops (default: %(default)s)",
+    )
     serve = commands.add_parser("serve", help="run the service with live model swap")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -43,6 +60,84 @@ def _engine() -> Engine:
     from ..serving.store import make_engine
 
     return make_engine(ServingSettings().prediction_log_url)
+
+
+def _describe(deployments: Sequence[RunnerDeployment]) -> None:
+    for deployment in deployments:
+        crons = ", ".join(
+            f"{getattr(item.schedule, 'cron', item.schedule)} "
+            f"({getattr(item.schedule, 'timezone', None) or 'UTC'})"
+            for item in deployment.schedules or []
+        )
+        print(f"{deployment.flow_name}/{deployment.name}: cron {crons}")
+
+
+def serve_flows(policy: policy_module.RetrainingPolicy, policy_path: Path) -> int:
+    """Run both flows on their schedules here until Ctrl-C (one machine, no worker).
+
+    Against ``PREFECT_API_URL`` if set, else a Prefect server started for the purpose (the
+    ephemeral API runs no scheduler: its deployments would never run).
+    """
+    from .flows import build_deployments, serve
+    from .local_server import local_server
+
+    deployments = build_deployments(policy, policy_path)
+    _describe(deployments)
+    api = os.environ.get("PREFECT_API_URL")
+    if api:
+        print(f"serving them against {api}; Ctrl-C stops (and pauses their schedules)", flush=True)
+        serve(deployments)
+        return 0
+    signal.signal(signal.SIGTERM, _exit)  # stop the local server on SIGTERM too
+    home = Path(os.environ["PREFECT_HOME"]).expanduser()
+    with local_server(home) as api_url:
+        print(
+            f"serving them against a local Prefect server, {api_url} (database and log in "
+            f"{home}); Ctrl-C stops both",
+            flush=True,
+        )
+        serve(deployments, api_url)
+    return 0
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def deploy(policy: policy_module.RetrainingPolicy, args: argparse.Namespace) -> int:
+    """Register both deployments in the work pool on the server; say how to start a worker."""
+    from .flows import build_deployments, ensure_work_pool
+
+    pool = args.pool or policy.schedules.work_pool
+    if not pool:
+        print(
+            f"error: name a work pool: schedules.work_pool in {args.policy}, or --pool",
+            file=sys.stderr,
+        )
+        return 2
+    working_dir = args.working_dir.resolve()
+    deployments = build_deployments(policy, args.policy, work_pool=pool, working_dir=working_dir)
+    _describe(deployments)
+    print(f"work pool: {pool}; runs start in {working_dir}")
+    if args.dry_run:
+        return 0
+    if not os.environ.get("PREFECT_API_URL"):
+        print(
+            "error: set PREFECT_API_URL to a Prefect server (e.g. http://127.0.0.1:4200/api); "
+            "the local ephemeral API forgets deployments (`make automation` serves them instead)",
+            file=sys.stderr,
+        )
+        return 2
+    kind, created = ensure_work_pool(pool)
+    print(f"work pool {pool} ({kind}): {'created' if created else 'exists'}")
+    for deployment in deployments:
+        print(f"registered {deployment.flow_name}/{deployment.name}: {deployment.apply()}")
+    print(
+        "runs wait for a worker on the pool: start one where the project is installed, e.g.\n"
+        f"  cd {working_dir} && PREFECT_API_URL={os.environ['PREFECT_API_URL']} "
+        f"uv run prefect worker start --pool {pool}"
+    )
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,28 +159,10 @@ def run(args: argparse.Namespace) -> int:
         simulate(policy_path=args.policy)
         return 0
     policy = policy_module.load_policy(args.policy)
+    if args.command == "serve-flows":
+        return serve_flows(policy, args.policy)
     if args.command == "deploy":
-        from .flows import build_deployments
-
-        deployments = build_deployments(policy, args.policy)
-        for deployment in deployments:
-            cron = ", ".join(
-                str(getattr(item.schedule, "cron", item.schedule))
-                for item in deployment.schedules or []
-            )
-            print(f"{deployment.flow_name}/{deployment.name}: cron {cron}")
-        if args.dry_run:
-            return 0
-        if not os.environ.get("PREFECT_API_URL"):
-            print(
-                "error: set PREFECT_API_URL to a Prefect server (e.g. http://127.0.0.1:4200/api); "
-                "the local ephemeral API forgets deployments",
-                file=sys.stderr,
-            )
-            return 2
-        for deployment in deployments:
-            print(f"registered {deployment.name}: {deployment.apply()}")
-        return 0
+        return deploy(policy, args)
     from ..training.tracking import configure_tracking
     from . import loop
     from .promotion import RollbackError

@@ -1,4 +1,15 @@
-"""Prefect flows of the loop and their scheduled deployments (``make deploy-flows``)."""
+"""Prefect flows of the loop and their scheduled deployments.
+
+Two ways to run them on their schedules:
+
+- one machine: ``serve`` runs both in this process (``make automation``), against the local
+  ephemeral API or the server of ``PREFECT_API_URL``;
+- scaled out: ``deploy`` registers them on a server in a work pool (``make deploy-flows``),
+  and workers polling that pool (``prefect worker start --pool ...``) run them.
+
+Either way the flows are imported from the installed package (a module path, no code upload),
+and each run works in the project directory, where configs, data and ``.mlops/`` are.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +19,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
+from prefect.types.entrypoint import EntrypointType
 from sqlalchemy import Engine
 
 from ..serving.settings import ServingSettings
@@ -18,6 +30,8 @@ from .policy import DEFAULT_POLICY, RetrainingPolicy, load_policy
 
 MONITORING_DEPLOYMENT = "monitoring-hourly"
 RETRAINING_DEPLOYMENT = "retraining-check-daily"
+# The pool type `deploy` creates when the pool is missing: runs as processes on the worker.
+POOL_TYPE = "process"
 
 
 def _setup(policy_path: str) -> tuple[RetrainingPolicy, Engine]:
@@ -44,24 +58,66 @@ def retraining_flow(policy_path: str = str(DEFAULT_POLICY)) -> dict[str, object]
 
 
 def build_deployments(
-    policy: RetrainingPolicy, policy_path: Path = DEFAULT_POLICY
+    policy: RetrainingPolicy,
+    policy_path: Path = DEFAULT_POLICY,
+    *,
+    work_pool: str | None = None,
+    working_dir: Path | None = None,
 ) -> list[RunnerDeployment]:
-    """The two scheduled deployments, built locally (no server needed to build them)."""
+    """The two scheduled deployments, built locally (no server needed to build them).
+
+    Without ``work_pool`` they are for ``serve``; with it, for workers of that pool, which start
+    each run in ``working_dir`` (default: the current directory, made absolute).
+    """
     schedules = policy.schedules
+    job_variables = None
+    if work_pool is not None:
+        job_variables = {"working_dir": str((working_dir or Path.cwd()).resolve())}
     built = [
-        monitoring_flow.to_deployment(
-            name=MONITORING_DEPLOYMENT,
-            schedule=Cron(schedules.monitoring, timezone=schedules.timezone),
+        deployed.to_deployment(
+            name=name,
+            schedule=Cron(cron, timezone=schedules.timezone),
             parameters={"policy_path": str(policy_path)},
-            tags=["mlops", "monitoring"],
-        ),
-        retraining_flow.to_deployment(
-            name=RETRAINING_DEPLOYMENT,
-            schedule=Cron(schedules.retraining, timezone=schedules.timezone),
-            parameters={"policy_path": str(policy_path)},
-            tags=["mlops", "retraining"],
-        ),
+            tags=["mlops", tag],
+            entrypoint_type=EntrypointType.MODULE_PATH,  # imported from the installed package
+            work_pool_name=work_pool,
+            job_variables=job_variables,
+        )
+        for deployed, name, cron, tag in [
+            (monitoring_flow, MONITORING_DEPLOYMENT, schedules.monitoring, "monitoring"),
+            (retraining_flow, RETRAINING_DEPLOYMENT, schedules.retraining, "retraining"),
+        ]
     ]
     deployments = [item for item in built if isinstance(item, RunnerDeployment)]
     assert len(deployments) == len(built), "called from async code: use the async API"
     return deployments
+
+
+def ensure_work_pool(name: str) -> tuple[str, bool]:
+    """The pool's type, and whether it was created now (as a ``process`` pool)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
+    with get_client(sync_client=True) as client:
+        try:
+            return client.read_work_pool(name).type, False
+        except ObjectNotFound:
+            template = ProcessWorker.get_default_base_job_template()
+            pool = WorkPoolCreate(name=name, type=POOL_TYPE, base_job_template=template)
+            return client.create_work_pool(pool).type, True
+
+
+def serve(deployments: list[RunnerDeployment], api_url: str | None = None) -> None:
+    """Run ``deployments`` on their schedules in this process until Ctrl-C or SIGTERM.
+
+    Against ``api_url`` if given (else the configured API). Each flow run starts as a child
+    process; the schedules are paused again on shutdown.
+    """
+    from prefect import serve as prefect_serve
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    updates = {PREFECT_API_URL: api_url} if api_url else {}
+    with temporary_settings(updates=updates):
+        prefect_serve(*deployments, print_starting_message=False)

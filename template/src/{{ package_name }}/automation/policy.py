@@ -79,11 +79,12 @@ class Monitoring(_Strict):
 
 
 class Schedules(_Strict):
-    """Cron schedules of the Prefect deployments."""
+    """Cron schedules of the Prefect deployments, and the work pool whose workers run them."""
 
     timezone: str = "UTC"
     monitoring: str = "0 * * * *"
     retraining: str = "30 6 * * *"
+    work_pool: str | None = Field(default=None, min_length=1)
 
     @field_validator("monitoring", "retraining")
     @classmethod

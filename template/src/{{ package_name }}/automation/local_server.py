@@ -1,0 +1,89 @@
+"""A Prefect server on 127.0.0.1 for ``make automation`` when no ``PREFECT_API_URL`` is set.
+
+Prefect's ephemeral API runs no scheduler, so served deployments would never get their
+scheduled runs: one machine needs a real, if local, server. Its database is the SQLite file
+in ``PREFECT_HOME`` (``.mlops/prefect/``), its log ``server.log`` beside it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+STARTUP_TIMEOUT = 120.0
+
+
+class ServerError(RuntimeError):
+    """The local Prefect server did not start; the message carries the end of its log."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def healthy(api_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
+            return bool(200 <= response.status < 300)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _tail(log: Path, chars: int = 2000) -> str:
+    return log.read_text(errors="replace")[-chars:] if log.is_file() else "(no log)"
+
+
+def _stop(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout)
+
+
+@contextmanager
+def local_server(home: Path, port: int = 0, timeout: float = STARTUP_TIMEOUT) -> Iterator[str]:
+    """Start ``prefect server start`` on 127.0.0.1 (``port`` 0: any free one); yield its API URL.
+
+    The server is stopped on exit, whatever happened inside.
+    """
+    port = port or free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    home.mkdir(parents=True, exist_ok=True)
+    log = home / "server.log"
+    cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--no-ui", "--analytics-off"]
+    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+    with log.open("ab") as handle:
+        process = subprocess.Popen(
+            cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while not healthy(api_url):
+            if process.poll() is not None:
+                problem = f"exited with {process.returncode}"
+            elif time.monotonic() > deadline:
+                problem = f"not ready after {timeout:.0f} s"
+            else:
+                time.sleep(0.5)
+                continue
+            raise ServerError(f"the local Prefect server {problem}; {log} ends:\n{_tail(log)}")
+        yield api_url
+    finally:
+        _stop(process)
