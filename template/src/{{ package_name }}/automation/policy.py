@@ -143,6 +143,8 @@ def parse_policy(tree: dict[str, Any], source: str = "policy") -> RetrainingPoli
         raise ConfigError(format_errors(exc, source, "retraining policy")) from None
 
 
-def load_policy(path: str | Path = DEFAULT_POLICY, overrides: Iterable[str] = ()) -> RetrainingPolicy:
+def load_policy(
+    path: str | Path = DEFAULT_POLICY, overrides: Iterable[str] = ()
+) -> RetrainingPolicy:
     """Read and validate the policy file (``overrides`` as ``--set`` KEY=VALUE strings)."""
     return load_yaml(RetrainingPolicy, path, overrides, "retraining policy")

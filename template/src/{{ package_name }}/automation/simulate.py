@@ -123,7 +123,9 @@ def serve_rows(client: TestClient, rows: pd.DataFrame, prefix: str) -> int:
     for start in range(0, len(rows), BATCH):
         chunk = features.iloc[start : start + BATCH]
         body = {"trips": json.loads(chunk.to_json(orient="records"))}
-        response = client.post("/predict/batch", json=body, headers={"x-request-id": f"{prefix}-{start}"})
+        response = client.post(
+            "/predict/batch", json=body, headers={"x-request-id": f"{prefix}-{start}"}
+        )
         response.raise_for_status()
         answer: dict[str, Any] = response.json()
         version = int(answer["model_version"])
