@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the service with live model swap")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--app", default=f"{__package__}.service:create_app", help="app factory")
     return parser
 
 
@@ -49,6 +50,7 @@ def policy_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _engine() -> Engine:
+    """The prediction log (one made for another contract is an error)."""
     from ..serving.settings import ServingSettings
     from ..serving.store import make_engine
 
@@ -64,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         import uvicorn
 
+        _engine().dispose()  # a log made for another contract: one error line, not a traceback
         uvicorn.run(
-            f"{__package__}.service:create_app",
+            args.app,
             factory=True,
             host=args.host,
             port=args.port,

@@ -126,8 +126,11 @@ def labelled_traffic(
     rows = PROBLEM.feature_frame(window).assign(
         **{PROBLEM.target.name: window[PROBLEM.target.name].to_numpy()}
     )
-    if PROBLEM.event_time is not None and PROBLEM.event_time not in rows:
+    if PROBLEM.event_time is not None:  # as the caller sent it, else when it was served
         served = pd.to_datetime(window["ts"], utc=True).dt.tz_localize(None)
+        if PROBLEM.event_time in window:
+            sent = pd.to_datetime(window[PROBLEM.event_time], utc=True).dt.tz_localize(None)
+            served = sent.fillna(served)
         rows.insert(0, PROBLEM.event_time, served.to_numpy())
     return rows.reset_index(drop=True)
 

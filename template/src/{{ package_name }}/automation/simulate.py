@@ -122,7 +122,7 @@ def serve_rows(client: TestClient, rows: pd.DataFrame, prefix: str) -> int:
     version, truth = 0, []
     for start in range(0, len(rows), BATCH):
         chunk = features.iloc[start : start + BATCH]
-        body = {"trips": json.loads(chunk.to_json(orient="records"))}
+        body = {"rows": json.loads(chunk.to_json(orient="records", date_format="iso"))}
         response = client.post(
             "/predict/batch", json=body, headers={"x-request-id": f"{prefix}-{start}"}
         )
