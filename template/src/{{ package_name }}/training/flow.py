@@ -168,9 +168,7 @@ def load_data(data: DataConfig) -> TrainingData:
     Missing files are an error naming them (``make data`` writes the example's); bad rows stop
     the run here, before anything is logged or registered.
     """
-    train, train_lineage = datasets.load(
-        data.train.location(data.source), data.train.window()
-    )
+    train, train_lineage = datasets.load(data.train.location(data.source), data.train.window())
     if data.validation is None:
         train, validation = datasets.split(train, data.validation_fraction, data.seed)
         validation_lineage = None
@@ -279,8 +277,12 @@ def _log_datasets(data: TrainingData) -> None:
     ]:
         source = lineage.location
         if "://" not in source:  # a local path: absolute, so the run says where it was
-            source = Path(source).resolve().as_uri()
-        dataset = from_pandas(frame, source=source, name=f"{lineage.location} {window}", targets=target)
+            source = str(Path(source).resolve())
+        with warnings.catch_warnings():
+            environment.mute_known_noise()
+            dataset = from_pandas(
+                frame, source=source, name=f"{lineage.location} {window}", targets=target
+            )
         mlflow.log_input(dataset, context=context)
 
 

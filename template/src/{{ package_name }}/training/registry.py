@@ -81,8 +81,7 @@ def load_model_version(version: int, name: str = MODEL_NAME) -> Pipeline:
     except MlflowException as exc:
         if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
             raise ModelNotFoundError(
-                f"registered model {name!r} has no version {version} "
-                f"at {mlflow.get_tracking_uri()}"
+                f"registered model {name!r} has no version {version} at {mlflow.get_tracking_uri()}"
             ) from None
         raise
     if not isinstance(model, Pipeline):
