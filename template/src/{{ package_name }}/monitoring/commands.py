@@ -91,12 +91,12 @@ def _promote(args: argparse.Namespace) -> None:
 
 def _attach_truth(args: argparse.Namespace) -> None:
     config = _prepare(args)
-    from ..serving.store import make_engine
-    from .ground_truth import attach, truth_from_file
+    from ..serving.store import attach_ground_truth, make_engine
+    from .ground_truth import describe, truth_from_file
 
     items = truth_from_file(args.file)  # a bad file is refused before the log is opened
-    result = attach(make_engine(config.log_url()), items)
-    print(f"{result} (from {args.file})")
+    result = attach_ground_truth(make_engine(config.log_url()), items)
+    print(f"{describe(result)} (from {args.file})")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 from sklearn.pipeline import Pipeline
-from sqlalchemy import ColumnElement, Engine, FromClause, false, select
+from sqlalchemy import ColumnElement, Engine, FromClause, select
 
 from ..datasets import load
 from ..predict import predict
@@ -38,12 +39,8 @@ WINDOW_COLUMNS = (
 CHECK_COLUMNS = ("variant", *FEATURES, PREDICTION, CLIPPED, TARGET)
 
 
-def _selected(name: str) -> ColumnElement[object]:
-    if name == TARGET:
-        return ground_truth.c[TARGET]
-    if name == CLIPPED and CLIPPED not in predictions.c:  # a log written before it was kept
-        return false().label(CLIPPED)
-    return predictions.c[name]
+def _selected(name: str) -> ColumnElement[Any]:
+    return ground_truth.c[TARGET] if name == TARGET else predictions.c[name]
 
 
 def read_window(
@@ -81,7 +78,6 @@ def read_window(
     types = {name: "float64" for name in (TARGET, PREDICTION) if name in columns}
     if CLIPPED in columns:
         types[CLIPPED] = "bool"
-        frame[CLIPPED] = frame[CLIPPED].fillna(False)
     return frame.astype(types)
 
 

@@ -6,37 +6,24 @@ reported, not attached.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from ..datasets import read_file
 from ..problem import PROBLEM, DataValidationError
-from ..serving.store import predictions, upsert_ground_truth
+from ..serving.store import Attachment, attach_ground_truth
 
 REQUEST_ID = "request_id"
-#: Unknown ids listed in a result (all of them are counted).
-UNKNOWN_SAMPLE = 10
-#: Ids looked up per query (below every database's parameter limit).
-LOOKUP_BATCH = 500
 
 
-@dataclass(frozen=True)
-class TruthResult:
-    """How many values were attached, and the ids the log does not know."""
-
-    attached: int
-    unknown: int = 0
-    unknown_sample: list[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        text = f"attached {self.attached} value(s) of {PROBLEM.target.name}"
-        if self.unknown:
-            text += f"; {self.unknown} unknown request id(s), e.g. {self.unknown_sample}"
-        return text
+def describe(result: Attachment) -> str:
+    """One line: how many values were attached, and the unknown ids (a sample)."""
+    text = f"attached {result.attached} value(s) of {PROBLEM.target.name}"
+    if result.unknown:
+        text += f"; {result.unknown} unknown request id(s), e.g. {result.unknown_ids}"
+    return text
 
 
 def _derived(frame: pd.DataFrame, source: str) -> pd.Series:
@@ -77,32 +64,13 @@ def truth_from_frame(frame: pd.DataFrame, source: str = "data") -> list[tuple[st
     return list(zip(ids, values.tolist(), strict=True))
 
 
-def known_request_ids(engine: Engine, ids: Iterable[str]) -> set[str]:
-    """Those of ``ids`` that the prediction log holds."""
-    wanted = list(dict.fromkeys(ids))
-    found: set[str] = set()
-    with engine.connect() as conn:
-        for start in range(0, len(wanted), LOOKUP_BATCH):
-            batch = wanted[start : start + LOOKUP_BATCH]
-            query = select(predictions.c.request_id).where(predictions.c.request_id.in_(batch))
-            found.update(conn.execute(query).scalars())
-    return found
-
-
-def attach(engine: Engine, items: Sequence[tuple[str, float]]) -> TruthResult:
-    """Attach the values of ids the log knows; count (and sample) the others."""
-    known = known_request_ids(engine, (rid for rid, _ in items))
-    unknown = [rid for rid, _ in items if rid not in known]
-    attached = upsert_ground_truth(engine, [item for item in items if item[0] in known])
-    return TruthResult(attached, len(unknown), unknown[:UNKNOWN_SAMPLE])
-
-
 def truth_from_file(path: str | Path) -> list[tuple[str, float]]:
     """The (request id, value) pairs of a parquet or csv file, checked."""
     frame, _ = read_file(path)
     return truth_from_frame(frame, source=str(path))
 
 
-def attach_from_file(engine: Engine, path: str | Path) -> TruthResult:
-    """Attach the values in a parquet or csv file (``request_id`` and the target)."""
-    return attach(engine, truth_from_file(path))
+def attach_from_file(engine: Engine, path: str | Path) -> Attachment:
+    """Attach the values in a parquet or csv file (``request_id`` and the target); ids the
+    log does not hold are counted and sampled, not attached."""
+    return attach_ground_truth(engine, truth_from_file(path))
