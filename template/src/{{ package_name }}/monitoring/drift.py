@@ -145,7 +145,9 @@ def summarize(snapshot: Any, config: DriftConfig) -> DriftResult:
     for test in tree["tests"]:
         params = test["metric_config"]["params"]
         if params.get("type", "").endswith(":ValueDrift"):
-            verdicts[params["column"]] = str(getattr(test["status"], "value", test["status"])) == "FAIL"
+            verdicts[params["column"]] = (
+                str(getattr(test["status"], "value", test["status"])) == "FAIL"
+            )
     drifted = {name: verdicts[name] for name in FEATURES}
     share = sum(drifted.values()) / len(FEATURES)
     return DriftResult(

@@ -34,7 +34,9 @@ def _derived(frame: pd.DataFrame, source: str) -> pd.Series:
     frame = PROBLEM.normalize(frame)
     for column in PROBLEM.columns:
         if column.kind == "datetime" and column.name in frame.columns:
-            frame = frame.assign(**{column.name: pd.to_datetime(frame[column.name], errors="coerce")})
+            frame = frame.assign(
+                **{column.name: pd.to_datetime(frame[column.name], errors="coerce")}
+            )
     try:
         return PROBLEM.derive_target(frame)
     except (KeyError, TypeError, AttributeError) as exc:
