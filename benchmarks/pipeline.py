@@ -57,7 +57,9 @@ CONTENDERS = {
     "direct calls": "direct",
     "Prefect flow, running server": "server",
 }
-QUICK_OVERRIDES = ("data.synthetic_rows=2000", "search.budget=1")
+QUICK_OVERRIDES = ("search.budget=1",)
+#: Rows per generated month (``<slug> data --rows``): quick mode, full runs.
+ROWS = {True: 2_000, False: 100_000}
 
 
 # --- the child: runs inside the generated project's environment ------------------------------
@@ -68,9 +70,8 @@ def _direct(flow: Any, tracking: Any, config: Any) -> Any:
     from mlflow import MlflowClient
 
     tracking.configure_tracking()
-    raw = flow.load_data.fn(config)
-    data = flow.validate_data.fn(raw)
-    run_id = flow._start_run(config, data.info)
+    data = flow.load_data.fn(config.data)
+    run_id = flow._start_run(config, data)
     client = MlflowClient()
     features = flow.make_features.fn(data, config.search.tuning_fraction, config.search.seed)
     params = flow.tune.fn(features, config, run_id)
@@ -90,6 +91,7 @@ def child(argv: list[str]) -> None:
     mode, overrides = argv[0], argv[1:]
     start = time.perf_counter()
     pkg = os.environ["BENCH_PACKAGE"]
+    import_module(f"{pkg}.training.environment").set_offline_defaults()  # what `train` does
     flow = import_module(f"{pkg}.training.flow")
     tracking = import_module(f"{pkg}.training.tracking")
     config = import_module(f"{pkg}.training.config").load_config("configs/training.yaml", overrides)
@@ -249,6 +251,11 @@ def train_once(
 
 def measure(project: Path, work: Path, options: Options) -> Result:
     overrides = QUICK_OVERRIDES if options.quick else ()
+    package = package_of(project, "training")
+    print("   generating the example's data (not counted)", flush=True)
+    command = [str(project / ".venv/bin/python"), "-m", package, "data", "--overwrite"]
+    rows = ["--rows", str(ROWS[options.quick])]
+    subprocess.run([*command, *rows], cwd=project, check=True, capture_output=True, timeout=600)
     print("   starting a Prefect server (not counted)", flush=True)
     with running_server(project, work) as server:
         print(f"   server healthy in {server.start_seconds:.1f} s at {server.url}", flush=True)

@@ -3,8 +3,8 @@
 Level 1 has ``data``, ``train`` and ``predict``. Each higher level's package (``training``,
 ``serving``, ``monitoring``, ``automation``) adds its own through a ``commands`` module: its
 ``COMMANDS`` names them and ``register(commands)`` adds them; a name a higher level provides
-replaces level 1's (level 2's ``train`` runs the pipeline). Heavy libraries are imported
-only when a command runs, so ``--help`` stays fast.
+replaces a lower level's (level 2's ``train`` runs the pipeline, level 4's ``monitor`` runs the
+loop's check). Heavy libraries are imported only when a command runs, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -264,10 +264,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{__package__} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     modules = _level_modules()
-    _register_level_1(commands, skip={name for m in modules for name in m.COMMANDS})
-    for module in modules:
-        module.register(commands)
+    provided = [set(module.COMMANDS) for module in modules]
+    _register_level_1(commands, skip=set().union(*provided))
+    for index, module in enumerate(modules):
+        replaced = set().union(*provided[index + 1 :])  # a higher level's command wins
+        module.register(_Without(commands, replaced) if replaced else commands)
     return parser
+
+
+class _Without:
+    """``commands`` minus the names a higher level replaces: their parsers are left detached."""
+
+    def __init__(self, commands: Commands, names: set[str]) -> None:
+        self.commands = commands
+        self.names = names
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        if name in self.names:
+            kwargs.pop("help", None)
+            kwargs.pop("aliases", None)
+            return argparse.ArgumentParser(prog=name, **kwargs)
+        parser: argparse.ArgumentParser = self.commands.add_parser(name, **kwargs)
+        return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -197,12 +197,14 @@ class Problem:
         return frame.rename(columns=renames) if renames else frame
 
     def _input_schema(self, labelled: bool) -> pa.DataFrameSchema:
-        """The contract without the target's range; when unlabelled, only features required."""
+        """The contract without the target's range. Required: the features, and for labelled
+        data the event time; identifiers and columns without a role only when present."""
+        needed = ("categorical", "numeric", "event_time") if labelled else ("categorical", "numeric")
         updates: dict[str, dict[str, Any]] = {}
         for column in self.columns:
             if column.role == "target":
                 updates[column.name] = {"checks": [], "required": False, "nullable": True}
-            elif not labelled and column.role not in ("categorical", "numeric"):
+            elif column.role not in needed:
                 updates[column.name] = {"required": False}
         return self.schema.update_columns(updates)
 
@@ -232,7 +234,12 @@ class Problem:
         if name not in frame.columns:
             if self.derive_target is None:
                 raise DataValidationError(f"{source}: missing target column {name!r}")
-            frame = frame.assign(**{name: self.derive_target(frame)})
+            try:
+                frame = frame.assign(**{name: self.derive_target(frame)})
+            except KeyError as exc:
+                raise DataValidationError(
+                    f"{source}: missing target column {name!r}, and column {exc} to derive it"
+                ) from None
         values = pd.to_numeric(frame[name], errors="coerce").astype("float64")
         low, high = self.target_range
         keep = values.between(low, high)

@@ -1,8 +1,10 @@
 """Level 4, full MLOps automation: monitoring-triggered retraining, gated promotion, live swap.
 
-Importing this package sets quiet, offline defaults before MLflow or Prefect is imported.
+The entry points (``<slug> monitor|retrain|rollback|simulate|...``, the Prefect flows) set quiet,
+offline defaults for MLflow and Prefect themselves; importing this package changes nothing.
 """
 
-from ..training.environment import set_offline_defaults
+from pathlib import Path
 
-set_offline_defaults()
+#: The retraining policy the commands and flows read unless told otherwise.
+DEFAULT_POLICY = Path("configs/retraining.yaml")

@@ -1,4 +1,8 @@
-"""``python -m <package>.automation COMMAND``: the level-4 loop from the command line."""
+"""``python -m <package>.automation COMMAND``: the level-4 loop from the command line.
+
+The project's command line (``<slug> monitor``, ``retrain``, ...) offers the same commands
+(``commands``). Heavy libraries are imported by the command that needs them.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
+from . import DEFAULT_POLICY
 
-from ..monitoring.config import ConfigError
-from . import policy as policy_module
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 if TYPE_CHECKING:  # Prefect: imported by the commands that use it
     from prefect.deployments.runner import RunnerDeployment
@@ -24,12 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=__package__, description="Monitoring-triggered retraining, promotion and rollback."
     )
-    parser.add_argument(
-        "--policy",
-        type=Path,
-        default=policy_module.DEFAULT_POLICY,
-        help="retraining policy (default: %(default)s)",
-    )
+    policy_option(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("monitor", help="measure the champion's recent traffic, store the result")
     commands.add_parser("retrain", help="decide from the latest monitoring result; retrain, gate")
@@ -52,10 +51,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the service with live model swap")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--app", default=f"{__package__}.service:create_app", help="app factory")
     return parser
 
 
+def policy_option(parser: argparse.ArgumentParser) -> None:
+    """``--policy``: every command reads the retraining policy."""
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        default=DEFAULT_POLICY,
+        help="retraining policy (default: %(default)s)",
+    )
+
+
 def _engine() -> Engine:
+    """The prediction log (one made for another contract is an error)."""
     from ..serving.settings import ServingSettings
     from ..serving.store import make_engine
 
@@ -141,12 +152,17 @@ def deploy(policy: policy_module.RetrainingPolicy, args: argparse.Namespace) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    """Dispatch one command."""
+    """Dispatch one command (its errors propagate: ``main`` or the project's CLI report them)."""
+    from ..training.environment import set_offline_defaults
+    from . import policy as policy_module
+
+    set_offline_defaults()  # before MLflow or Prefect is imported
     if args.command == "serve":
         import uvicorn
 
+        _engine().dispose()  # a log made for another contract: one error line, not a traceback
         uvicorn.run(
-            f"{__package__}.service:create_app",
+            args.app,
             factory=True,
             host=args.host,
             port=args.port,
@@ -165,7 +181,6 @@ def run(args: argparse.Namespace) -> int:
         return deploy(policy, args)
     from ..training.tracking import configure_tracking
     from . import loop
-    from .promotion import RollbackError
 
     configure_tracking()
     now, paths = datetime.now(UTC), loop.LoopPaths.default()
@@ -176,22 +191,28 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "retrain":
         record = loop.run_retraining_check(policy, _engine(), paths, now)
     else:
-        try:
-            record = loop.run_rollback(paths, now)
-        except RollbackError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        record = loop.run_rollback(paths, now)
     print(f"{record.outcome}: {record.reason}")
     print(f"champion: v{record.champion_before} -> v{record.champion_after}")
     return 0
 
 
+def expected_errors() -> tuple[type[Exception], ...]:
+    """Errors reported as one ``error:`` line (exit 2): bad configs, data or a refused rollback."""
+    from ..cli import CommandError
+    from ..problem import DataValidationError
+    from ..training.config import ConfigError
+    from .promotion import RollbackError
+
+    return CommandError, ConfigError, DataValidationError, RollbackError, FileNotFoundError
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Exit 2 on a bad policy or monitoring configuration, or a refused rollback, with why."""
+    """Exit 2 on a bad policy or configuration, unusable data or a refused rollback, with why."""
     args = build_parser().parse_args(argv)
     try:
         return run(args)
-    except (policy_module.PolicyError, ConfigError) as exc:
+    except expected_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ..problem import PROBLEM
 from .policy import Gate, Triggers
 from .signals import MonitoringResult
 
@@ -32,12 +33,13 @@ class Decision:
 def _drift_trigger(result: MonitoringResult, triggers: Triggers) -> str | None:
     if result.drift_share < triggers.drift_share:
         return None
+    limits = triggers.thresholds()
     detail = ", ".join(
-        f"{name} {result.feature_drift[name]:.3f} > {triggers.feature_thresholds[name]:g}"
+        f"{name} {result.feature_drift[name]:.3f} > {limits[name]:g}"
         for name in result.drifted_features
     )
     return (
-        f"data drift: {len(result.drifted_features)}/{len(triggers.feature_thresholds)} "
+        f"data drift: {len(result.drifted_features)}/{len(limits)} "
         f"features drifted (share {result.drift_share:.2f} >= {triggers.drift_share:.2f}; {detail})"
     )
 
@@ -86,7 +88,7 @@ def decide(
     if result.labelled_rows < triggers.min_labelled_rows:
         return Decision(
             SKIP,
-            f"not enough labels: {result.labelled_rows} labelled trips < "
+            f"not enough labels: {result.labelled_rows} labelled rows < "
             f"{triggers.min_labelled_rows} ({'; '.join(fired)})",
             numbers,
             fired,
@@ -135,14 +137,15 @@ def judge(
         "gate.prediction_max": high,
         "gate.p95_latency_ms": p95_latency_ms,
     }
-    lowest, highest = gate.prediction_range
+    lowest, highest = gate.bounds()
     if not finite:
         return GateResult(False, "sanity: the challenger predicts NaN or infinity", numbers)
     if low < lowest or high > highest:
+        unit = f" {PROBLEM.target.unit}" if PROBLEM.target.unit else ""
         return GateResult(
             False,
-            f"sanity: predictions span [{low:.1f}, {high:.1f}] min, "
-            f"outside [{lowest:g}, {highest:g}]",
+            f"sanity: predictions span [{low:.4g}, {high:.4g}]{unit}, "
+            f"outside [{lowest:.4g}, {highest:.4g}]",
             numbers,
         )
     if p95_latency_ms > gate.latency_budget_ms:

@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 
 from ..serving.settings import ServingSettings
 from ..serving.store import make_engine
+from ..training.environment import set_offline_defaults
 from ..training.tracking import configure_tracking
 from . import loop
 from .policy import DEFAULT_POLICY, RetrainingPolicy, load_policy
@@ -36,6 +37,7 @@ POOL_TYPE = "process"
 
 def _setup(policy_path: str) -> tuple[RetrainingPolicy, Engine]:
     """The policy, the tracking store and the prediction log a flow run works with."""
+    set_offline_defaults()
     policy = load_policy(policy_path)
     configure_tracking()
     return policy, make_engine(ServingSettings().prediction_log_url)

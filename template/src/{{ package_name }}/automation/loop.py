@@ -6,11 +6,10 @@ A training run or a gate that fails leaves the champion, and so the service, unt
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING
@@ -21,13 +20,13 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 from sqlalchemy import Engine
 
-from ..features import prepare_features
+from .. import datasets
 from ..model import evaluate
-from ..monitoring.config import ReferenceConfig
 from ..monitoring.config import load_config as load_monitoring_config
-from ..monitoring.data import labelled, load_reference, read_window, with_predictions
+from ..monitoring.data import labelled, read_window, with_predictions
+from ..problem import PROBLEM, DataValidationError
 from ..serving.predictor import make_predictor
-from ..training.config import TrainingConfig, load_config, parse_month
+from ..training.config import Selection, TrainingConfig, load_config
 from ..training.environment import state_dir
 from ..training.registry import CHAMPION, ModelNotFoundError, get_version_by_alias
 from . import audit, promotion
@@ -43,19 +42,32 @@ if TYPE_CHECKING:  # importing the flows pulls in Prefect: only when training or
 log = logging.getLogger(__name__)
 Trainer = Callable[[TrainingConfig], "TrainingResult"]
 LATENCY_SAMPLES = 200
+#: Columns of the rows a challenger trains on (event time first, when the contract has one).
+TRAINING_COLUMNS = [
+    *([PROBLEM.event_time] if PROBLEM.event_time else []),
+    *PROBLEM.features,
+    PROBLEM.target.name,
+]
+
+
+class RetrainingDataError(DataValidationError):
+    """The loop's data (retraining window, monitoring reference) is unusable; says why."""
 
 
 @dataclass(frozen=True)
 class LoopPaths:
-    """Where the loop keeps its history: decision log, monitoring results, reports."""
+    """Where the loop keeps its history: decisions, monitoring results, reports, training data."""
 
     decisions: Path
     monitoring: Path
     reports: Path
+    snapshots: Path  # training rows of challengers that added labelled traffic
 
     @classmethod
     def under(cls, state: Path, reports: Path) -> LoopPaths:
-        return cls(state / "decisions.jsonl", state / "monitoring.jsonl", reports)
+        return cls(
+            state / "decisions.jsonl", state / "monitoring.jsonl", reports, state / "training"
+        )
 
     @classmethod
     def default(cls) -> LoopPaths:
@@ -63,30 +75,91 @@ class LoopPaths:
         return cls.under(state_dir() / "automation", Path("reports") / "monitoring")
 
 
-def period_of(moment: datetime) -> str:
-    """``YYYY-MM`` of ``moment``."""
-    return f"{moment.year:04d}-{moment.month:02d}"
+def event_time(moment: datetime) -> datetime:
+    """``moment`` as the data's event times are: naive, in UTC."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def shift_month(period: str, months: int) -> str:
-    """``shift_month("2024-01", -1) == "2023-12"``."""
-    year, month = parse_month(period)
-    index = year * 12 + month - 1 + months
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+def retraining_window(policy: RetrainingPolicy, result: MonitoringResult) -> Selection:
+    """The source rows a challenger trains on: ``window_days`` up to the monitored period.
+
+    ``training.data`` in the policy may name the source and fix either end. A contract without
+    an event time has no windows: the challenger trains on the whole source.
+    """
+    chosen = policy.training.data
+    if PROBLEM.event_time is None:
+        return Selection(source=chosen.source)
+    end = chosen.end or event_time(result.period_start)
+    start = chosen.start
+    if start is None and policy.training.window_days is not None:
+        start = end - timedelta(days=policy.training.window_days)
+    if start is not None and start >= end:
+        raise RetrainingDataError(f"retraining window [{start}, {end}) is empty")
+    return Selection(source=chosen.source, start=start, end=end)
 
 
-def challenger_config(policy: RetrainingPolicy, period: str) -> TrainingConfig:
-    """The training config of a challenger: the months before ``period``, validated on it."""
-    window = policy.training.window_months
-    months = [shift_month(period, -back) for back in range(window, 0, -1)]
-    return load_config(
-        policy.training.config,
-        [
-            *policy.training.overrides,
-            f"data.train_months={json.dumps(months)}",
-            f'data.validation_month="{period}"',
-        ],
+def challenger_config(
+    policy: RetrainingPolicy, result: MonitoringResult, snapshot: Path | None = None
+) -> TrainingConfig:
+    """The training config of a challenger: the retraining window (or ``snapshot``, a file of
+    training rows), validated on its latest rows."""
+    base = load_config(policy.training.config, policy.training.overrides)
+    if snapshot is not None:
+        source, train = str(snapshot), Selection()
+    else:
+        window = retraining_window(policy, result)
+        source = window.location(base.data.source)
+        train = Selection(start=window.start, end=window.end)
+    data = {**base.data.model_dump(), "source": source, "train": train.model_dump()}
+    return TrainingConfig.model_validate(
+        {**base.model_dump(), "data": {**data, "validation": None}}
     )
+
+
+def labelled_traffic(
+    engine: Engine, since: datetime | None, until: datetime, max_rows: int | None = None
+) -> pd.DataFrame:
+    """Served rows with their ground truth, as training rows (served time as event time)."""
+    window = labelled(read_window(engine, since or datetime.min.replace(tzinfo=UTC), until))
+    if max_rows is not None:
+        window = window.head(max_rows)
+    rows = PROBLEM.feature_frame(window).assign(
+        **{PROBLEM.target.name: window[PROBLEM.target.name].to_numpy()}
+    )
+    if PROBLEM.event_time is not None:  # as the caller sent it, else when it was served
+        served = pd.to_datetime(window["ts"], utc=True).dt.tz_localize(None)
+        if PROBLEM.event_time in window:
+            sent = pd.to_datetime(window[PROBLEM.event_time], utc=True).dt.tz_localize(None)
+            served = sent.fillna(served)
+        rows.insert(0, PROBLEM.event_time, served.to_numpy())
+    return rows.reset_index(drop=True)
+
+
+def training_snapshot(
+    policy: RetrainingPolicy,
+    engine: Engine,
+    result: MonitoringResult,
+    folder: Path,
+) -> Path:
+    """The retraining window plus the labelled traffic served before the monitored window,
+    written to one parquet file the challenger's training run reads (and logs)."""
+    base = load_config(policy.training.config, policy.training.overrides)
+    window = retraining_window(policy, result)
+    source, lineage = datasets.load(window.location(base.data.source), window.window())
+    days = policy.training.window_days
+    since = result.window_start - timedelta(days=days) if days else None
+    traffic = labelled_traffic(engine, since, result.window_start)
+    if not traffic.empty:
+        traffic = PROBLEM.prepare(traffic, "labelled traffic (prediction log)")
+    rows = pd.concat([source[TRAINING_COLUMNS], traffic[TRAINING_COLUMNS]], ignore_index=True)
+    log.info("challenger data: %d rows from %s, %d served", len(source), lineage, len(traffic))
+    path = folder / f"challenger-{result.period}-{uuid4().hex[:8]}.parquet"
+    if lineage.generated:  # keep the marker: generated rows stay visibly generated
+        marker = next(f.generated_by for f in lineage.files if f.generated_by)
+        return datasets.write_generated(rows, path, str(marker))
+    folder.mkdir(parents=True, exist_ok=True)
+    rows.to_parquet(path, index=False)
+    return path
 
 
 def default_trainer(config: TrainingConfig) -> TrainingResult:
@@ -97,17 +170,17 @@ def default_trainer(config: TrainingConfig) -> TrainingResult:
 
 
 def reference(policy: RetrainingPolicy, champion: Lineage, model: Pipeline) -> pd.DataFrame:
-    """The champion's training months with its predictions: what its traffic is compared with."""
-    if not champion.train_months:
-        raise ValueError("the champion's MLflow run does not say which months it trained on")
-    data = load_config(policy.training.config).data
-    months = ReferenceConfig(
-        data_dir=data.dir,
-        months=champion.train_months,
-        max_rows=policy.monitoring.max_reference_rows,
-        seed=data.seed,
-    )
-    return with_predictions(load_reference(months), model)
+    """The champion's training rows with its predictions: what its traffic is compared with."""
+    if champion.training is None:
+        raise RetrainingDataError(
+            f"the MLflow run of version {champion.version} does not say what it trained on "
+            f"({promotion.CONFIG_ARTIFACT} is missing)"
+        )
+    data = TrainingConfig.model_validate(champion.training).data
+    frame, _ = datasets.load(data.train.location(data.source), data.train.window())
+    if len(frame) > policy.monitoring.max_reference_rows:
+        frame = frame.sample(policy.monitoring.max_reference_rows, random_state=data.seed)
+    return with_predictions(frame.reset_index(drop=True), model)
 
 
 def run_monitoring(
@@ -117,10 +190,15 @@ def run_monitoring(
     now: datetime,
     *,
     start: datetime | None = None,
-    period: str | None = None,
+    period: tuple[datetime, datetime] | None = None,
+    label: str | None = None,
     report: bool = True,
 ) -> MonitoringResult:
-    """Run level 3's monitoring check on the champion's recent traffic; append the result."""
+    """Run level 3's monitoring check on the champion's traffic served since ``start``.
+
+    ``period`` is the event time that traffic covers (default: when it was served); a
+    retraining triggered by this result trains on the source's rows before it.
+    """
     from ..monitoring.flow import check_window  # Prefect and Evidently: only when monitoring
 
     version = get_version_by_alias(CHAMPION)
@@ -130,10 +208,13 @@ def run_monitoring(
     start = start or now - timedelta(hours=config.window.hours)
     traffic = read_window(engine, start, now, config.window.max_rows)
     if traffic.empty:
-        raise ValueError("the monitoring window holds no served predictions")
+        raise RetrainingDataError(
+            f"no served predictions between {start:%Y-%m-%d %H:%M} and {now:%Y-%m-%d %H:%M}"
+        )
     champion = promotion.lineage(version)
-    period = period or period_of(now)
-    html = paths.reports / f"drift-{period}-v{version}.html" if report else None
+    period = period or (start, now)
+    label = label or f"{period[0]:%Y-%m-%d}"
+    html = paths.reports / f"drift-{label}-v{version}.html" if report else None
     check = check_window(
         config,
         engine,
@@ -147,9 +228,10 @@ def run_monitoring(
         check,
         traffic,
         policy.triggers,
-        period=period,
+        period=label,
         measured_at=now,
         window=(start, now),
+        covers=period,
         champion_version=version,
         validation_rmse=champion.validation_rmse,
     )
@@ -158,23 +240,23 @@ def run_monitoring(
 
 
 def measure_latency_ms(model: Pipeline, rows: pd.DataFrame) -> float:
-    """p95 milliseconds of single-trip predictions through the serving predictor."""
+    """p95 milliseconds of single-row predictions through the serving predictor."""
     predictor = make_predictor(model)
-    frame = prepare_features(rows.head(LATENCY_SAMPLES))
-    samples = [tuple(float(value) for value in row) for row in frame.itertuples(index=False)]
+    frame = PROBLEM.feature_frame(rows.head(LATENCY_SAMPLES))
+    samples = list(frame.itertuples(index=False, name=None))
     timings = []
     for row in samples:
-        start = perf_counter()
+        started = perf_counter()
         predictor.predict_rows([row])
-        timings.append((perf_counter() - start) * 1000)
+        timings.append((perf_counter() - started) * 1000)
     return float(np.percentile(timings, 95))
 
 
 def gate_check(
     champion: Pipeline, challenger: Pipeline, data: pd.DataFrame, gate: Gate
 ) -> GateResult:
-    """Score both models on the same labelled trips and apply the validation gate."""
-    predicted = np.asarray(challenger.predict(prepare_features(data)), dtype="float64")
+    """Score both models on the same labelled rows and apply the validation gate."""
+    predicted = np.asarray(challenger.predict(PROBLEM.feature_frame(data)), dtype="float64")
     finite = bool(np.isfinite(predicted).all())
     low, high = (float(predicted.min()), float(predicted.max())) if finite else (0.0, 0.0)
     return judge(
@@ -188,10 +270,15 @@ def gate_check(
     )
 
 
-def gate_data(engine: Engine, result: MonitoringResult, max_rows: int) -> pd.DataFrame:
-    """The labelled traffic of the monitored window: the same recent data for both models."""
-    traffic = read_window(engine, result.window_start, result.window_end)
-    return labelled(traffic).head(max_rows).reset_index(drop=True)
+def gate_data(engine: Engine, result: MonitoringResult, gate: Gate) -> pd.DataFrame:
+    """The labelled traffic of the monitored window: the same recent rows for both models."""
+    traffic = labelled(read_window(engine, result.window_start, result.window_end))
+    if len(traffic) < gate.min_rows:
+        raise RetrainingDataError(
+            f"{len(traffic)} labelled row(s) in the monitored window, the gate needs "
+            f"gate.min_rows={gate.min_rows}"
+        )
+    return traffic.head(gate.max_rows).reset_index(drop=True)
 
 
 def _skip(
@@ -216,10 +303,16 @@ def retrain_and_gate(
     engine: Engine,
     result: MonitoringResult,
     trainer: Trainer,
+    snapshots: Path,
 ) -> tuple[str, str, dict[str, float], int | None]:
     """Train a challenger and judge it: (outcome, reason, numbers, challenger version)."""
     try:
-        trained = trainer(challenger_config(policy, result.period))
+        snapshot = (
+            training_snapshot(policy, engine, result, snapshots)
+            if policy.training.include_labelled_traffic
+            else None
+        )
+        trained = trainer(challenger_config(policy, result, snapshot))
     except Exception as exc:  # any failure of the run: the champion stays
         log.exception("training the challenger failed")
         return (
@@ -234,7 +327,7 @@ def retrain_and_gate(
         promotion.promote(version)
         return audit.PROMOTED, "first model: became champion", numbers, version
     try:
-        data = gate_data(engine, result, policy.gate.max_rows)
+        data = gate_data(engine, result, policy.gate)
         champion = promotion.load_version(result.champion_version)
         verdict = gate_check(champion, promotion.load_version(version), data, policy.gate)
     except Exception as exc:
@@ -279,7 +372,9 @@ def run_retraining_check(
     if decision.action != RETRAIN:
         record = _skip(now, result, decision.reason, decision.numbers)
         return audit.record(paths.decisions, record, mlflow)
-    outcome, verdict, numbers, version = retrain_and_gate(policy, engine, result, trainer)
+    outcome, verdict, numbers, version = retrain_and_gate(
+        policy, engine, result, trainer, paths.snapshots
+    )
     record = DecisionRecord(
         ts=now,
         kind="retraining",

@@ -1,84 +1,116 @@
-"""The retraining policy: ``configs/retraining.yaml``, validated, immutable."""
+"""The retraining policy: ``configs/retraining.yaml``, validated, immutable.
+
+Read with the project's one YAML loader (``training.config.load_yaml``). Thresholds are relative
+(shares, ratios) or in the target's unit; feature names are the contract's.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
-from ..contract import FEATURES
-from ..training.config import format_errors
+from ..problem import PROBLEM, Problem
+from ..training.config import ConfigError, Selection, StrictModel, format_errors, load_yaml
+from . import DEFAULT_POLICY
 
-DEFAULT_POLICY = Path("configs/retraining.yaml")
-
-
-class PolicyError(ValueError):
-    """The retraining policy is missing, malformed or invalid; the message says where."""
+__all__ = ["DEFAULT_POLICY", "ConfigError", "RetrainingPolicy", "load_policy", "parse_policy"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Triggers(_Strict):
+class Triggers(StrictModel):
     """When a retraining is due."""
 
     drift_share: float = Field(default=0.5, gt=0.0, le=1.0)
-    feature_thresholds: dict[str, float] = Field(
-        default_factory=lambda: dict.fromkeys(FEATURES, 0.15)
-    )
+    #: Drift-score limit per feature; a feature left out gets its kind's default below.
+    feature_thresholds: dict[str, float] = Field(default_factory=dict)
+    categorical_threshold: float = Field(default=0.15, gt=0.0)  # Jensen-Shannon distance
+    numeric_threshold: float = Field(default=0.2, gt=0.0)  # Wasserstein distance, normed
     rmse_degradation: float = Field(default=0.15, gt=0.0)
-    min_labelled_rows: int = Field(default=1_000, ge=1)
+    min_labelled_rows: int = Field(default=100, ge=1)
     cooldown_days: float = Field(default=20.0, ge=0.0)
 
     @field_validator("feature_thresholds")
     @classmethod
     def _known_features(cls, thresholds: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(thresholds) - set(FEATURES))
+        unknown = sorted(set(thresholds) - set(PROBLEM.features))
         if unknown:
-            raise ValueError(f"unknown feature(s) {unknown}, expected some of {FEATURES}")
-        if not thresholds:
-            raise ValueError("give a drift threshold for at least one feature")
+            raise ValueError(f"unknown feature(s) {unknown}, expected some of {PROBLEM.features}")
         bad = {name: value for name, value in thresholds.items() if value <= 0}
         if bad:
             raise ValueError(f"thresholds must be positive, got {bad}")
         return thresholds
 
+    def thresholds(self, problem: Problem = PROBLEM) -> dict[str, float]:
+        """The drift limit of every feature of ``problem``."""
+        return {
+            name: self.feature_thresholds.get(
+                name,
+                self.categorical_threshold
+                if name in problem.categorical
+                else self.numeric_threshold,
+            )
+            for name in problem.features
+        }
 
-class Training(_Strict):
-    """What the challenger is trained on."""
+
+class Training(StrictModel):
+    """What the challenger is trained on: a window of the configured source.
+
+    The window ends where the monitored period starts (that period's labelled traffic is the
+    gate's data, which the challenger must not have seen) and spans ``window_days``; ``data``
+    sets the source (default: ``data.source`` of the training config) or fixes start and end.
+    """
 
     config: Path = Path("configs/training.yaml")
-    window_months: int = Field(default=1, ge=1, le=36)
+    data: Selection = Field(default_factory=Selection)
+    window_days: float | None = Field(default=30.0, gt=0.0)
+    #: Add the labelled traffic served before the monitored window (prediction log + truth).
+    include_labelled_traffic: bool = False
     overrides: list[str] = Field(default_factory=list)
 
 
-class Gate(_Strict):
+class Gate(StrictModel):
     """What the challenger must pass to become champion."""
 
-    margin: float = Field(default=0.02, ge=0.0, lt=1.0)
-    max_rows: int = Field(default=20_000, ge=100)
-    prediction_range: tuple[float, float] = (-5.0, 240.0)
+    margin: float = Field(default=0.02, ge=0.0, lt=1.0)  # relative RMSE improvement
+    min_rows: int = Field(default=30, ge=1)  # labelled rows of the monitored window needed
+    max_rows: int = Field(default=20_000, ge=1)
+    #: Raw predictions outside this range (target's unit) fail; None: derived from the target.
+    prediction_range: tuple[float, float] | None = None
+    #: The derived range: the target's range widened by this share of its scale on each side.
+    prediction_slack: float = Field(default=0.5, ge=0.0)
     latency_budget_ms: float = Field(default=25.0, gt=0.0)
 
     @field_validator("prediction_range")
     @classmethod
-    def _ordered(cls, bounds: tuple[float, float]) -> tuple[float, float]:
-        if bounds[0] >= bounds[1]:
+    def _ordered(cls, bounds: tuple[float, float] | None) -> tuple[float, float] | None:
+        if bounds is not None and bounds[0] >= bounds[1]:
             raise ValueError(f"prediction_range must be [low, high] with low < high, got {bounds}")
         return bounds
 
+    def bounds(self, problem: Problem = PROBLEM) -> tuple[float, float]:
+        """The sanity range of raw predictions (an unbounded side of the target stays open)."""
+        if self.prediction_range is not None:
+            return self.prediction_range
+        low, high = problem.target_range
+        slack = self.prediction_slack * problem.target_scale
+        return (
+            low - slack if math.isfinite(low) else -math.inf,
+            high + slack if math.isfinite(high) else math.inf,
+        )
 
-class Monitoring(_Strict):
+
+class Monitoring(StrictModel):
     """How the loop measures: level 3's monitoring check against the champion's training data."""
 
     config: Path = Path("configs/monitoring.yaml")
-    max_reference_rows: int = Field(default=20_000, ge=100)
+    max_reference_rows: int = Field(default=20_000, ge=1)
 
 
-class Schedules(_Strict):
+class Schedules(StrictModel):
     """Cron schedules of the Prefect deployments, and the work pool whose workers run them."""
 
     timezone: str = "UTC"
@@ -94,7 +126,7 @@ class Schedules(_Strict):
         return cron
 
 
-class RetrainingPolicy(_Strict):
+class RetrainingPolicy(StrictModel):
     """Everything the closed loop decides by."""
 
     triggers: Triggers = Field(default_factory=Triggers)
@@ -109,18 +141,11 @@ def parse_policy(tree: dict[str, Any], source: str = "policy") -> RetrainingPoli
     try:
         return RetrainingPolicy.model_validate(tree)
     except ValidationError as exc:
-        raise PolicyError(format_errors(exc, source, "retraining policy")) from None
+        raise ConfigError(format_errors(exc, source, "retraining policy")) from None
 
 
-def load_policy(path: str | Path = DEFAULT_POLICY) -> RetrainingPolicy:
-    """Read and validate the policy file."""
-    path = Path(path)
-    if not path.is_file():
-        raise PolicyError(f"{path}: retraining policy not found")
-    try:
-        tree = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(tree, dict):
-        raise PolicyError(f"{path}: expected a mapping at the top level")
-    return parse_policy(tree, str(path))
+def load_policy(
+    path: str | Path = DEFAULT_POLICY, overrides: Iterable[str] = ()
+) -> RetrainingPolicy:
+    """Read and validate the policy file (``overrides`` as ``--set`` KEY=VALUE strings)."""
+    return load_yaml(RetrainingPolicy, path, overrides, "retraining policy")

@@ -8,11 +8,12 @@ its predecessor, so a rollback can go back more than one step. The loop adds a s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import mlflow
 import mlflow.sklearn
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from sklearn.pipeline import Pipeline
 
 from ..monitoring import promotion as gated
@@ -27,6 +28,8 @@ from ..training.registry import (
 )
 
 STATUS_TAG: Final = "automation.status"
+#: The training configuration a run logs (level 2's flow): what the model was trained on.
+CONFIG_ARTIFACT: Final = "config/training.json"
 
 
 class RollbackError(RuntimeError):
@@ -39,18 +42,22 @@ class Lineage:
 
     version: int
     run_id: str
-    train_months: list[str]
+    training: dict[str, Any] | None  # the run's training configuration, when it logged one
     validation_rmse: float | None
 
 
 def lineage(version: int, name: str = MODEL_NAME) -> Lineage:
-    """The training months and validation RMSE of ``version``."""
+    """The training configuration and validation RMSE of ``version``."""
     client = MlflowClient()
     run_id = client.get_model_version(name, str(version)).run_id or ""
-    data = client.get_run(run_id).data if run_id else None
-    months = (data.params.get("data.train_months", "") if data else "").split(",")
-    rmse = data.metrics.get("rmse") if data else None
-    return Lineage(version, run_id, [m for m in months if m], rmse)
+    if not run_id:
+        return Lineage(version, run_id, None, None)
+    rmse = client.get_run(run_id).data.metrics.get("rmse")
+    try:
+        training = mlflow.artifacts.load_dict(f"runs:/{run_id}/{CONFIG_ARTIFACT}")
+    except (MlflowException, OSError):  # a run logged without its configuration
+        training = None
+    return Lineage(version, run_id, training, rmse)
 
 
 def load_version(version: int, name: str = MODEL_NAME) -> Pipeline:

@@ -29,10 +29,12 @@ if TYPE_CHECKING:  # the flow module pulls in Prefect and Evidently
 class MonitoringResult:
     """What monitoring saw in one window of traffic."""
 
-    period: str  # YYYY-MM of the window: the month a retraining validates on
+    period: str  # a label of the monitored period (reports, decision records)
     measured_at: datetime
-    window_start: datetime
+    window_start: datetime  # when the traffic was served ...
     window_end: datetime
+    period_start: datetime  # ... and the event time it covers: a retraining's window ends here
+    period_end: datetime
     champion_version: int
     rows: int
     labelled_rows: int
@@ -46,16 +48,19 @@ class MonitoringResult:
 
     def to_json(self) -> str:
         data = asdict(self)
-        for name in ("measured_at", "window_start", "window_end"):
+        for name in TIMES:
             data[name] = data[name].isoformat()
         return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_json(cls, line: str) -> MonitoringResult:
         data = json.loads(line)
-        for name in ("measured_at", "window_start", "window_end"):
+        for name in TIMES:
             data[name] = datetime.fromisoformat(data[name])
         return cls(**data)
+
+
+TIMES = ("measured_at", "window_start", "window_end", "period_start", "period_end")
 
 
 def champion_rmse(window: pd.DataFrame, version: int) -> tuple[float | None, int]:
@@ -73,14 +78,16 @@ def summarize(
     period: str,
     measured_at: datetime,
     window: tuple[datetime, datetime],
+    covers: tuple[datetime, datetime],
     champion_version: int,
     validation_rmse: float | None,
 ) -> MonitoringResult:
-    """The policy's view of a level-3 ``check`` of ``traffic`` (served in ``window``)."""
+    """The policy's view of a level-3 ``check`` of ``traffic`` (served in ``window``, with event
+    times in ``covers``)."""
     if check.drift is None:
         raise ValueError(f"no drift verdict: {'; '.join(check.alerts)}")
     scores = check.drift.scores
-    limits = triggers.feature_thresholds
+    limits = triggers.thresholds()
     drifted = [name for name, limit in limits.items() if scores[name] > limit]
     rmse, labelled = champion_rmse(traffic, champion_version)
     return MonitoringResult(
@@ -88,6 +95,8 @@ def summarize(
         measured_at=measured_at,
         window_start=window[0],
         window_end=window[1],
+        period_start=covers[0],
+        period_end=covers[1],
         champion_version=champion_version,
         rows=check.rows,
         labelled_rows=labelled,

@@ -1,8 +1,10 @@
-"""``make simulate``: the closed loop over generated months, offline and deterministic.
+"""``make simulate``: the shipped example's closed loop over generated months, offline.
 
-Each month: serve traffic through the live-swap service (in-process), attach ground truth,
-monitor, decide, retrain, gate, promote and reload the service. Everything lives in its own
-state folder (``.mlops/simulation``), so the project's registry is never touched.
+Each month: serve its rows through the live-swap service (in-process), attach ground truth,
+monitor, decide, retrain, gate, promote and reload the service. The months come from the
+example's generator (``synthetic``), with drift from a chosen month on. Everything lives in its
+own state folder (``.mlops/simulation``), so the project's registry is never touched.
+This is the only place outside ``make data`` where generated data is used.
 """
 
 from __future__ import annotations
@@ -15,23 +17,23 @@ import warnings
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
 from pydantic import SecretStr
 
-with warnings.catch_warnings():  # starlette's note about httpx2; the client works as is
-    warnings.filterwarnings("ignore", message=".*httpx.*")
-    from fastapi.testclient import TestClient
-
-from ..contract import FEATURES, TARGET, load_month
+from .. import datasets, synthetic
+from ..cli import CommandError
+from ..problem import PROBLEM
 from ..serving.settings import ServingSettings
-from ..synthetic import write_month
-from ..training.config import load_config, parse_month
-from .policy import DEFAULT_POLICY, load_policy, parse_policy
+from ..training.config import read_yaml
+from . import DEFAULT_POLICY
+from .policy import RetrainingPolicy, load_policy
 
 if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
     from .loop import LoopPaths
 
 ADMIN_TOKEN = "simulation-token"
@@ -42,14 +44,19 @@ BATCH = 500
 class Scenario:
     """What the simulation generates and serves."""
 
-    first: str = "2024-01"
+    first: tuple[int, int] = (2024, 1)  # year, month
     months: int = 8
     drift_from: int = 5  # 1-based month number where drift starts
     drift: float = 0.8
-    rows: int = 20_000  # trips generated per month
-    traffic: int = 3_000  # trips served per month
+    rows: int = 20_000  # rows generated per month
+    traffic: int = 3_000  # rows served per month
     budget: int = 2  # hyperparameter trials per training run
     seed: int = 7
+
+    def month(self, offset: int) -> datetime:
+        """The first instant of month ``offset`` (0 = ``first``), in UTC."""
+        index = self.first[0] * 12 + self.first[1] - 1 + offset
+        return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -66,14 +73,17 @@ class TimelineRow:
     champion_version: int
 
 
-def _month(first: str, offset: int) -> str:
-    from .loop import shift_month
-
-    return shift_month(first, offset)
+def require_example() -> None:
+    """The simulation generates the example's data: refuse any other contract."""
+    if PROBLEM.name != synthetic.EXAMPLE:
+        raise CommandError(
+            f"simulate runs the shipped example ({synthetic.EXAMPLE}) only; "
+            f"contract.py declares {PROBLEM.name!r}"
+        )
 
 
 def _isolate(state: Path) -> None:
-    """A fresh, private MLflow store and Prefect home for the run."""
+    """A fresh, private MLflow store for the run."""
     if state.exists():
         shutil.rmtree(state)
     state.mkdir(parents=True)
@@ -81,46 +91,51 @@ def _isolate(state: Path) -> None:
     os.environ["MLFLOW_ARTIFACT_LOCATION"] = (state.resolve() / "artifacts").as_uri()
 
 
-def _write_configs(state: Path, scenario: Scenario, policy_path: Path) -> Path:
-    """Training config and policy of the simulation; returns the policy file."""
+def _write_configs(state: Path, scenario: Scenario, policy_path: Path) -> RetrainingPolicy:
+    """The simulation's training config (first month trains, second validates) and policy."""
+    first, second, third = (scenario.month(i).replace(tzinfo=None) for i in range(3))
     training = {
         "data": {
-            "dir": str(state / "data"),
-            "train_months": [scenario.first],
-            "validation_month": _month(scenario.first, 1),
-            "synthetic_rows": scenario.rows,
+            "source": str(state / "data"),
+            "train": {"start": first, "end": second},
+            "validation": {"start": second, "end": third},
             "seed": scenario.seed,
         },
         "model": {"family": "linear"},
         "search": {"budget": scenario.budget, "seed": scenario.seed},
     }
     (state / "training.yaml").write_text(yaml.safe_dump(training))
-    tree = yaml.safe_load(policy_path.read_text()) or {}
-    tree.setdefault("training", {})["config"] = str(state / "training.yaml")
-    parse_policy(tree, str(policy_path))  # fail early, with the file's name
+    tree = read_yaml(policy_path)
+    tree["training"] = {
+        **tree.get("training", {}),
+        "config": str(state / "training.yaml"),
+        "data": {},  # the generated months, whatever source the project's policy names
+    }
     path = state / "retraining.yaml"
     path.write_text(yaml.safe_dump(tree))
-    return path
+    return load_policy(path)
 
 
-def _serve_month(client: TestClient, period: str, trips: pd.DataFrame) -> int:
-    """Send ``trips`` as batch predictions, then their actual durations; return the version."""
+def serve_rows(client: TestClient, rows: pd.DataFrame, prefix: str) -> int:
+    """Send ``rows`` as batch predictions, then their ground truth; return the served version."""
+    target, features = PROBLEM.target.name, PROBLEM.feature_frame(rows)
     version, truth = 0, []
-    for start in range(0, len(trips), BATCH):
-        chunk = trips.iloc[start : start + BATCH]
-        body = {"trips": chunk[FEATURES].to_dict("records")}
+    for start in range(0, len(rows), BATCH):
+        chunk = features.iloc[start : start + BATCH]
+        body = {"rows": json.loads(chunk.to_json(orient="records", date_format="iso"))}
         response = client.post(
-            "/predict/batch", json=body, headers={"x-request-id": f"{period}-{start}"}
+            "/predict/batch", json=body, headers={"x-request-id": f"{prefix}-{start}"}
         )
         response.raise_for_status()
-        answer = response.json()
-        version = answer["model_version"]
+        answer: dict[str, Any] = response.json()
+        version = int(answer["model_version"])
+        actual = rows[target].iloc[start : start + BATCH]
         truth += [
-            {"request_id": p["request_id"], "duration": float(duration)}
-            for p, duration in zip(answer["predictions"], chunk[TARGET], strict=True)
+            {"request_id": p["request_id"], target: float(value)}
+            for p, value in zip(answer["predictions"], actual, strict=True)
         ]
     client.post("/ground-truth", json={"items": truth}).raise_for_status()
-    return int(version)
+    return version
 
 
 def _table(rows: list[TimelineRow]) -> str:
@@ -145,26 +160,36 @@ def simulate(
     reports: Path = Path("reports/simulation"),
 ) -> list[TimelineRow]:
     """Run the loop over ``scenario``'s months; write the timeline and reports; return it."""
+    require_example()
     scenario = scenario or Scenario()
     started = time.perf_counter()
     _isolate(state)
     # Imported after _isolate: the registry and tracking read the environment it sets.
+    with warnings.catch_warnings():  # starlette's note about httpx2; the client works as is
+        warnings.filterwarnings("ignore", message=".*httpx.*")
+        from fastapi.testclient import TestClient
+
     from ..serving.models import load_models
+    from ..training.config import load_config
+    from ..training.tracking import configure_tracking
     from . import loop
     from .promotion import promote
     from .service import SwapSettings, create_app
 
-    policy = load_policy(_write_configs(state, scenario, policy_path))
-    months = [_month(scenario.first, i) for i in range(scenario.months)]
+    configure_tracking()
+    policy = _write_configs(state, scenario, policy_path)
+    months = [scenario.month(i) for i in range(scenario.months + 1)]  # and the end of the last
     drifts = [scenario.drift if i + 1 >= scenario.drift_from else 0.0 for i in range(len(months))]
-    for period, drift in zip(months, drifts, strict=True):
-        write_month(state / "data", *parse_month(period), scenario.rows, scenario.seed, drift)
+    files = [
+        synthetic.write_month(state / "data", m.year, m.month, scenario.rows, scenario.seed, d)
+        for m, d in zip(months[:-1], drifts, strict=False)
+    ]
     if reports.exists():
         shutil.rmtree(reports)
     paths = loop.LoopPaths.under(state / "automation", reports / "monitoring")
     first = loop.default_trainer(load_config(policy.training.config))
     promote(first.model_version)  # the trainer assigns no alias: the first model is champion
-    print(f"bootstrap: champion v{first.model_version} trained on {months[0]}", end=" ")
+    print(f"bootstrap: champion v{first.model_version} trained on {months[0]:%Y-%m}", end=" ")
     print(f"({time.perf_counter() - started:.0f} s)")
 
     settings = ServingSettings(
@@ -178,27 +203,25 @@ def simulate(
     timeline: list[TimelineRow] = []
     with TestClient(app) as client:
         engine = app.state.service.engine
-        for index in range(2, len(months)):
-            period, drift = months[index], drifts[index]
-            trips = load_month(state / "data", *parse_month(period)).sample(
-                scenario.traffic, random_state=scenario.seed
-            )
+        for index in range(2, scenario.months):
+            label, period = f"{months[index]:%Y-%m}", (months[index], months[index + 1])
+            rows = datasets.load(files[index])[0]
+            rows = rows.sample(min(scenario.traffic, len(rows)), random_state=scenario.seed)
             start = datetime.now(UTC)
-            served = _serve_month(client, period, trips)
+            served = serve_rows(client, rows, label)
             app.state.service.log.flush()
             result = loop.run_monitoring(
-                policy, engine, paths, datetime.now(UTC), start=start, period=period
+                policy, engine, paths, datetime.now(UTC), start=start, period=period, label=label
             )
-            month_end = datetime(*parse_month(_month(period, 1)), 1, tzinfo=UTC)
-            record = loop.run_retraining_check(policy, engine, paths, month_end)
+            record = loop.run_retraining_check(policy, engine, paths, period[1])
             reload = client.post(
                 "/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
             )
             reload.raise_for_status()
             timeline.append(
                 TimelineRow(
-                    month=period,
-                    injected_drift=drift,
+                    month=label,
+                    injected_drift=drifts[index],
                     drift_share=result.drift_share,
                     champion_rmse=result.rmse,
                     served_version=served,
@@ -207,7 +230,7 @@ def simulate(
                     champion_version=int(reload.json()["champion_version"]),
                 )
             )
-            print(f"{period}: {record.outcome} ({time.perf_counter() - started:.0f} s)")
+            print(f"{label}: {record.outcome} ({time.perf_counter() - started:.0f} s)")
     _write_reports(reports, timeline, paths)
     print(_table(timeline))
     print(f"simulated {len(timeline)} months in {time.perf_counter() - started:.0f} s")

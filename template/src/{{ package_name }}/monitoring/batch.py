@@ -1,8 +1,9 @@
-"""The batch scoring flow: a file (or a month of data/) scored by the champion.
+"""The batch scoring flow: a location (file, folder, glob) or a time window, scored by the champion.
 
-Parquet input is streamed: read ``chunk_rows`` trips at a time from its row groups, scored, and
-appended to the output file, so memory stays flat whatever the file's size. CSV files are read
-whole (convert a large one to parquet first).
+Parquet files are streamed: read ``chunk_rows`` rows at a time from their row groups, validated
+like training data, scored, and appended to the output file, so memory stays flat whatever
+their size. CSV files and time windows are read whole (convert a large CSV to parquet first).
+Predictions are held to the target's range; how many were is reported.
 """
 
 from __future__ import annotations
@@ -12,23 +13,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..training import environment
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from prefect import flow
+from sklearn.pipeline import Pipeline
 
-environment.set_offline_defaults()
+from ..datasets import Window, load, read_file, resolve
+from ..problem import PROBLEM, DataValidationError
+from ..training.registry import CHAMPION, load_model_by_alias
+from ..training.tracking import configure_tracking
 
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-from prefect import flow  # noqa: E402
-from sklearn.pipeline import Pipeline  # noqa: E402
-
-from ..contract import DataValidationError, month_file, read_trips  # noqa: E402
-from ..predict import predict  # noqa: E402
-from ..training.config import parse_month  # noqa: E402
-from ..training.registry import CHAMPION, load_model_by_alias  # noqa: E402
-from ..training.tracking import configure_tracking  # noqa: E402
-
-PREDICTED = "predicted_duration"
-#: Trips scored at a time: about 10 MB of input per chunk for the TLC columns.
+PREDICTED = f"predicted_{PROBLEM.target.name}"
+#: Rows scored at a time: about 10 MB of input per chunk for a few dozen columns.
 DEFAULT_CHUNK_ROWS = 100_000
 
 
@@ -37,57 +34,84 @@ class ScoringResult:
     output: Path
     rows: int
     model_version: int
+    clipped: int = 0
 
 
-def resolve_input(source: str, data_dir: Path = Path("data")) -> Path:
-    """``source`` is a parquet/csv path or a month ``YYYY-MM`` of ``data_dir``."""
+@dataclass(frozen=True)
+class Chunk:
+    """Rows to score and the file (or window) they came from, for error messages."""
+
+    frame: pd.DataFrame
+    source: str
+
+
+def default_output(location: str, reports_dir: Path = Path("reports")) -> Path:
+    """``reports/batch/<name>-predictions.parquet``, named after a file or folder."""
+    name = Path(location.rstrip("/")).stem
+    if not name or any(char in name for char in "*?["):
+        name = "batch"
+    return reports_dir / "batch" / f"{name}-predictions.parquet"
+
+
+def _parquet_file(path: str) -> pq.ParquetFile:
     try:
-        year, month = parse_month(source)
-    except ValueError:
-        return Path(source)
-    return month_file(data_dir, year, month)
-
-
-def default_output(source: Path, reports_dir: Path = Path("reports")) -> Path:
-    return reports_dir / "batch" / f"{source.stem}-predictions.parquet"
-
-
-def _open_parquet(path: Path) -> pq.ParquetFile:
-    try:
-        file = pq.ParquetFile(path)
+        return pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a file that is not parquet
         raise DataValidationError(f"{path}: cannot read parquet file ({exc})") from exc
-    if file.metadata.num_rows == 0:
-        raise DataValidationError(f"{path}: file has no rows")
-    return file
 
 
-def _stream(file: pq.ParquetFile, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+def _stream(path: str, chunk_rows: int) -> Iterator[Chunk]:
+    file = _parquet_file(path)
     with file:
-        yield from file.iter_batches(batch_size=chunk_rows)
+        for batch in file.iter_batches(batch_size=chunk_rows):
+            yield Chunk(batch.to_pandas(), path)
 
 
-def iter_trips(path: Path, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pa.RecordBatch]:
-    """The trips of ``path``, at most ``chunk_rows`` at a time (parquet streamed by row group).
+def _whole(path: str, chunk_rows: int) -> Iterator[Chunk]:
+    frame, _ = read_file(path)
+    for start in range(0, len(frame), chunk_rows):
+        yield Chunk(frame.iloc[start : start + chunk_rows].reset_index(drop=True), path)
 
-    The file is opened (and an unusable one refused) now, its rows are read as they are consumed.
+
+def iter_chunks(
+    location: str, window: Window | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> Iterator[Chunk]:
+    """The rows of ``location`` (in ``window``), at most ``chunk_rows`` at a time.
+
+    The location is resolved (a missing one refused) now; rows are read as they are consumed.
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
-    if path.is_file() and path.suffix.lower() == ".parquet":
-        return _stream(_open_parquet(path), chunk_rows)
-    table = pa.Table.from_pandas(read_trips(path), preserve_index=False)
-    return iter(table.to_batches(max_chunksize=chunk_rows))
-
-
-def score_batch(
-    trips: pa.RecordBatch, model: Pipeline, version: int, scored_at: datetime
-) -> pa.Table:
-    """``trips`` with the prediction, the model version and alias, and the scoring time."""
-    rows = trips.num_rows
-    predicted = predict(model, trips.to_pandas())
+    if window is not None and (window.start is not None or window.end is not None):
+        frame, _ = load(location, window, labelled=False)
+        name = f"{location} {window}"
+        return iter(
+            [
+                Chunk(frame.iloc[i : i + chunk_rows].reset_index(drop=True), name)
+                for i in range(0, len(frame), chunk_rows)
+            ]
+        )
+    files = resolve(location)
+    for path in files:
+        if path.lower().endswith(".parquet") and "://" not in path:
+            _parquet_file(path).close()  # refuse an unreadable file before any model loads
     return (
-        pa.Table.from_batches([trips])
+        chunk
+        for path in files
+        for chunk in (_stream if path.lower().endswith(".parquet") else _whole)(path, chunk_rows)
+    )
+
+
+def score_chunk(
+    chunk: Chunk, model: Pipeline, version: int, scored_at: datetime
+) -> tuple[pa.Table, int]:
+    """The chunk, validated, with its predictions, the model version and alias, and the
+    scoring time; and how many predictions were held to the target's range."""
+    valid = PROBLEM.validate(chunk.frame, chunk.source)
+    predicted, clipped = PROBLEM.clip(model.predict(PROBLEM.feature_frame(valid)))
+    rows = len(valid)
+    table = (
+        pa.Table.from_pandas(valid, preserve_index=False)
         .append_column(PREDICTED, pa.array(predicted, pa.float64()))
         .append_column("model_version", pa.repeat(pa.scalar(version, pa.int64()), rows))
         .append_column("model_alias", pa.repeat(pa.scalar(CHAMPION, pa.string()), rows))
@@ -95,21 +119,39 @@ def score_batch(
             "scored_at", pa.repeat(pa.scalar(scored_at, pa.timestamp("us", tz="UTC")), rows)
         )
     )
+    return table, clipped
+
+
+def _conform(table: pa.Table, schema: pa.Schema, source: str) -> pa.Table:
+    """``table`` in the output's schema (the first chunk's): files must share their columns."""
+    if table.schema.equals(schema):
+        return table
+    try:
+        return table.select(schema.names).cast(schema)
+    except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise DataValidationError(
+            f"{source}: its columns differ from the first file's ({exc}); score it on its own"
+        ) from None
 
 
 def score_to_parquet(
-    batches: Iterable[pa.RecordBatch], output: Path, model: Pipeline, version: int
-) -> int:
-    """Score ``batches`` one by one, appending to ``output`` (replaced once complete); rows."""
+    chunks: Iterable[Chunk], output: Path, model: Pipeline, version: int
+) -> tuple[int, int]:
+    """Score ``chunks`` one by one, appending to ``output`` (replaced once complete).
+
+    Returns the rows scored and how many predictions were held to the target's range.
+    """
     scored_at = datetime.now(UTC)
     partial = output.with_name(f".{output.name}.partial")
-    rows, writer = 0, None
+    rows = clipped = 0
+    writer: pq.ParquetWriter | None = None
     try:
-        for trips in batches:
-            table = score_batch(trips, model, version, scored_at)
-            writer = writer or pq.ParquetWriter(partial, table.schema)
-            writer.write_table(table)
-            rows += table.num_rows
+        for chunk in chunks:
+            table, held = score_chunk(chunk, model, version, scored_at)
+            if writer is None:
+                writer = pq.ParquetWriter(partial, table.schema)
+            writer.write_table(_conform(table, writer.schema, chunk.source))
+            rows, clipped = rows + table.num_rows, clipped + held
     except BaseException:
         if writer is not None:
             writer.close()
@@ -119,26 +161,25 @@ def score_to_parquet(
         raise DataValidationError("nothing to score: no rows")
     writer.close()
     partial.replace(output)
-    return rows
+    return rows, clipped
 
 
 @flow(name="batch scoring", log_prints=False)
 def batch_scoring_flow(
-    source: str,
+    location: str,
     output: Path | None = None,
-    data_dir: Path = Path("data"),
+    window: Window | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> ScoringResult:
-    """Score every trip of ``source`` with the champion; write trips + predictions + version.
-
-    Parquet input is read ``chunk_rows`` trips at a time, so memory does not grow with its size.
-    """
-    path = resolve_input(source, data_dir)
-    batches = iter_trips(path, chunk_rows)  # a bad input fails here, before the model loads
+    """Score every row of ``location`` (in ``window``) with the champion; write the rows with
+    ``predicted_<target>``, the model version and the scoring time."""
+    chunks = iter_chunks(location, window, chunk_rows)  # bad input fails before the model loads
     configure_tracking()
     model, version = load_model_by_alias(CHAMPION)
-    output = output or default_output(path)
+    output = output or default_output(location)
     output.parent.mkdir(parents=True, exist_ok=True)
-    rows = score_to_parquet(batches, output, model, version)
-    print(f"scored {rows} trips of {path} with champion v{version} -> {output}")
-    return ScoringResult(output, rows, version)
+    rows, clipped = score_to_parquet(chunks, output, model, version)
+    where = location if window is None else f"{location} {window}"
+    held = f" ({clipped} held to the target's range)" if clipped else ""
+    print(f"scored {rows} rows of {where} with champion v{version}{held} -> {output}")
+    return ScoringResult(output, rows, version, clipped)

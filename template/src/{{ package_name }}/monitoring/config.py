@@ -1,4 +1,10 @@
-"""``configs/monitoring.yaml``, validated: windows, references, thresholds, promotion margin."""
+"""``configs/monitoring.yaml``, validated: windows, the reference, drift, checks, promotion.
+
+Thresholds are in the target's unit, or shares of its scale (``PROBLEM.target_scale``: the
+width of its declared range), so they fit any problem. Data is named by ``Selection``s (a data
+source and a time window over the contract's event time); a source left out is the training
+data's (``data.source`` of ``configs/training.yaml``).
+"""
 
 from __future__ import annotations
 
@@ -6,74 +12,91 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field
 
+from ..problem import PROBLEM, Problem
 from ..serving.settings import default_log_url
+from ..training.config import DEFAULT_CONFIG as TRAINING_CONFIG
+from ..training.config import ConfigError, Selection, StrictModel, TrainingConfig, load_yaml
+from ..training.config import load_config as load_training_config
+
+__all__ = ["DEFAULT_CONFIG", "ConfigError", "MonitoringConfig", "Selection", "load_config"]
 
 DEFAULT_CONFIG = Path("configs/monitoring.yaml")
 #: Evidently drift methods that are distances: a column drifts when its score >= threshold.
 DistanceMethod = Literal["jensenshannon", "wasserstein", "psi", "hellinger", "kl_div"]
 
 
-class ConfigError(ValueError):
-    """The monitoring configuration is missing or invalid; the message says where."""
+class WindowConfig(StrictModel):
+    """Recent traffic: the predictions of the last ``hours``, the newest ``max_rows`` of them."""
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class WindowConfig(_Strict):
     hours: float = Field(default=24.0, gt=0)
     max_rows: int = Field(default=100_000, ge=1)
 
 
-class ReferenceConfig(_Strict):
-    data_dir: Path = Path("data")
-    months: list[str] = Field(default=["2024-01"], min_length=1)
-    max_rows: int = Field(default=50_000, ge=100)
+class ReferenceConfig(Selection):
+    """What recent traffic is compared with: rows of a source in a window, sampled."""
+
+    max_rows: int = Field(default=50_000, ge=1)
     seed: int = 42
 
-    @field_validator("months")
-    @classmethod
-    def _months(cls, months: list[str]) -> list[str]:
-        for month in months:
-            year, _, number = month.partition("-")
-            if not (year.isdigit() and number.isdigit() and 1 <= int(number) <= 12):
-                raise ValueError(f"expected months as YYYY-MM, got {month!r}")
-        return months
 
+class DriftConfig(StrictModel):
+    """Evidently drift distances and when to trust them.
 
-class DriftConfig(_Strict):
+    A feature drifts when its distance reaches its threshold. Small samples differ by chance:
+    each threshold is raised to the largest distance that ``calibration_rounds`` random samples
+    of the window's size drawn from the reference itself reach (0 rounds: thresholds as set).
+    """
+
+    min_rows: int = Field(default=100, ge=10)
     share: float = Field(default=0.5, gt=0, le=1)
     categorical_method: DistanceMethod = "jensenshannon"
-    categorical_threshold: float = Field(default=0.15, gt=0)
+    categorical_threshold: float = Field(default=0.1, gt=0)
     numerical_method: DistanceMethod = "wasserstein"
     numerical_threshold: float = Field(default=0.1, gt=0)
     prediction_method: DistanceMethod = "wasserstein"
     prediction_threshold: float = Field(default=0.1, gt=0)
-    sample_rows: int = Field(default=50_000, ge=1_000)
+    calibration_rounds: int = Field(default=20, ge=0, le=500)
+    sample_rows: int = Field(default=50_000, ge=100)
 
 
-class ChecksConfig(_Strict):
-    min_rows: int = Field(default=100, ge=1)
+class ChecksConfig(StrictModel):
+    """Alerts on missing values, error and predictions held to the target's range."""
+
     max_missing_share: float = Field(default=0.05, ge=0, le=1)
-    min_labelled: int = Field(default=50, ge=1)
-    max_rmse: float = Field(default=10.0, gt=0)
+    min_labelled: int = Field(default=30, ge=1)
+    #: In the target's unit; null: ``max_rmse_share`` of the target's scale.
+    max_rmse: float | None = Field(default=None, gt=0)
+    max_rmse_share: float = Field(default=0.15, gt=0)
+    max_clipped_share: float = Field(default=0.05, ge=0, le=1)
+
+    def rmse_limit(self, problem: Problem = PROBLEM) -> float:
+        """The RMSE above which monitoring alerts, in the target's unit."""
+        if self.max_rmse is not None:
+            return self.max_rmse
+        return self.max_rmse_share * problem.target_scale
 
 
-class PromotionConfig(_Strict):
+class PromotionConfig(StrictModel):
+    """The gate: the challenger must beat the champion by ``margin`` on the same data."""
+
     margin: float = Field(default=0.02, ge=0, lt=1)
+    #: Labelled data both models are scored on; null: labelled traffic of the prediction log.
+    data: Selection | None = None
     window_hours: float = Field(default=168.0, gt=0)
-    min_labelled: int = Field(default=200, ge=1)
+    min_labelled: int = Field(default=100, ge=1)
+    #: Sanity: refuse a challenger with more of its predictions outside the target's range.
+    max_clipped_share: float = Field(default=0.05, ge=0, le=1)
 
 
-class MonitoringConfig(_Strict):
+class MonitoringConfig(StrictModel):
     """Everything monitoring, batch scoring and promotion read."""
 
     prediction_log_url: str | None = None
     reports_dir: Path = Path("reports")
+    #: Where the training data's source and window come from (null: the built-in defaults).
+    training_config: Path | None = TRAINING_CONFIG
     window: WindowConfig = Field(default_factory=WindowConfig)
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
@@ -88,21 +111,27 @@ class MonitoringConfig(_Strict):
             or default_log_url()
         )
 
+    def training(self) -> TrainingConfig:
+        """The training configuration this monitoring follows."""
+        return load_training_config(self.training_config)
 
-def load_config(path: str | Path | None = DEFAULT_CONFIG) -> MonitoringConfig:
-    """Read and validate ``path`` (None: the defaults)."""
-    if path is None:
-        return MonitoringConfig()
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: configuration file not found")
-    try:
-        tree = yaml.safe_load(path.read_text()) or {}
-        return MonitoringConfig.model_validate(tree)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    except ValidationError as exc:
-        where = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"{path}: invalid monitoring configuration: {where}") from None
+    def data_source(self) -> str:
+        """Where data is when a selection names no source: the training data's source."""
+        return self.training().data.source
+
+    def reference_selection(self) -> ReferenceConfig:
+        """The reference with its gaps filled: source and (when no side is set) window of the
+        training rows."""
+        data = self.training().data
+        reference = self.reference
+        filled: dict[str, object] = {"source": reference.source or data.train.location(data.source)}
+        if reference.start is None and reference.end is None:
+            filled |= {"start": data.train.start, "end": data.train.end}
+        return reference.model_copy(update=filled)
+
+
+def load_config(
+    path: str | Path | None = DEFAULT_CONFIG, overrides: tuple[str, ...] = ()
+) -> MonitoringConfig:
+    """Read and validate ``path`` (None: the defaults), with ``--set`` style overrides."""
+    return load_yaml(MonitoringConfig, path, overrides, "monitoring configuration")

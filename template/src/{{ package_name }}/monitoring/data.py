@@ -1,26 +1,46 @@
-"""Reading recent traffic from the prediction log and the training reference from data/."""
+"""Recent traffic from the prediction log, and the reference it is compared with.
+
+The columns are the contract's: its features, the served prediction, whether it was held to
+the target's range (``clipped``) and the target once ground truth has arrived.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 from sklearn.pipeline import Pipeline
-from sqlalchemy import Engine, FromClause, select
+from sqlalchemy import ColumnElement, Engine, FromClause, select
 
-from ..contract import FEATURES, TARGET, load_month
-from ..features import prepare_features
+from ..datasets import load
 from ..predict import predict
+from ..problem import PROBLEM
 from ..serving.store import ground_truth, predictions
-from ..training.config import parse_month
 from .config import ReferenceConfig
 
 PREDICTION = "prediction"
-WINDOW_COLUMNS = ["ts", "request_id", "variant", "model_version", *FEATURES, PREDICTION, TARGET]
+CLIPPED = "clipped"
+TARGET = PROBLEM.target.name
+FEATURES = tuple(PROBLEM.features)
+WINDOW_COLUMNS = (
+    "ts",
+    "request_id",
+    "variant",
+    "model_version",
+    *FEATURES,
+    PREDICTION,
+    CLIPPED,
+    TARGET,
+)
 #: What the monitoring check reads: no timestamps to parse and no request ids to copy, which
 #: cost more than the rest of a large window.
-CHECK_COLUMNS = ["variant", *FEATURES, PREDICTION, TARGET]
+CHECK_COLUMNS = ("variant", *FEATURES, PREDICTION, CLIPPED, TARGET)
+
+
+def _selected(name: str) -> ColumnElement[Any]:
+    return ground_truth.c[TARGET] if name == TARGET else predictions.c[name]
 
 
 def read_window(
@@ -33,19 +53,18 @@ def read_window(
     """Logged predictions from ``since`` (to ``until``), newest first, with ground truth if any.
 
     ``columns`` (a subset of ``WINDOW_COLUMNS``) are read; ground truth is joined only when
-    ``TARGET`` is one of them.
+    the target is one of them.
     """
     unknown = [name for name in columns if name not in WINDOW_COLUMNS]
     if unknown:
-        raise ValueError(f"unknown window column(s) {unknown}, expected {WINDOW_COLUMNS}")
-    selected = [ground_truth.c[TARGET] if n == TARGET else predictions.c[n] for n in columns]
+        raise ValueError(f"unknown window column(s) {unknown}, expected {list(WINDOW_COLUMNS)}")
     source: FromClause = predictions
     if TARGET in columns:
         source = predictions.outerjoin(
             ground_truth, predictions.c.request_id == ground_truth.c.request_id
         )
     query = (
-        select(*selected)
+        select(*(_selected(name) for name in columns))
         .select_from(source)
         .where(predictions.c.ts >= since)
         .order_by(predictions.c.ts.desc())
@@ -56,26 +75,26 @@ def read_window(
         query = query.limit(max_rows)
     with engine.connect() as conn:
         frame = pd.DataFrame(conn.execute(query).all(), columns=list(columns))
-    floats = {name: "float64" for name in (TARGET, PREDICTION) if name in columns}
-    return frame.astype(floats)
+    types = {name: "float64" for name in (TARGET, PREDICTION) if name in columns}
+    if CLIPPED in columns:
+        types[CLIPPED] = "bool"
+    return frame.astype(types)
 
 
 def labelled(window: pd.DataFrame) -> pd.DataFrame:
-    """The rows whose actual duration has arrived."""
+    """The rows whose ground truth has arrived."""
     return window[window[TARGET].notna()]
 
 
-def load_reference(config: ReferenceConfig) -> pd.DataFrame:
-    """The training months, validated, labelled and sampled to at most ``max_rows``."""
-    months = [load_month(config.data_dir, *parse_month(month)) for month in config.months]
-    frame = pd.concat(months, ignore_index=True)
-    if len(frame) > config.max_rows:
-        frame = frame.sample(config.max_rows, random_state=config.seed)
+def load_reference(reference: ReferenceConfig, default_source: str) -> pd.DataFrame:
+    """The reference rows (validated, labelled), a seeded sample of at most ``max_rows``."""
+    frame, _ = load(reference.location(default_source), reference.window())
+    if len(frame) > reference.max_rows:
+        frame = frame.sample(reference.max_rows, random_state=reference.seed)
     return frame.reset_index(drop=True)
 
 
 def with_predictions(frame: pd.DataFrame, model: Pipeline) -> pd.DataFrame:
     """``frame``'s features and the model's predictions for them (a reference for drift)."""
-    out = prepare_features(frame)
-    out[PREDICTION] = predict(model, out)
-    return out
+    out = PROBLEM.feature_frame(frame).reset_index(drop=True)
+    return out.assign(**{PREDICTION: predict(model, out, source="reference")})

@@ -1,4 +1,10 @@
-"""Drift of recent traffic against the training reference, with Evidently."""
+"""Drift of recent traffic against the reference, with Evidently.
+
+Distances between samples are never 0: a 100-row window differs from any reference by chance,
+and more so the more categories a feature has. So each threshold is calibrated on the
+reference itself: samples of the window's size drawn from it show how far chance alone goes,
+and a feature drifts only beyond both that and the configured threshold.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +13,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 with warnings.catch_warnings():  # Evidently's own imports warn about deprecated internals
     warnings.simplefilter("ignore", DeprecationWarning)
     from evidently import DataDefinition, Dataset, Report
+    from evidently.legacy.calculations.stattests import get_stattest
+    from evidently.legacy.core import ColumnType
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
 
-from ..contract import CATEGORICAL_FEATURES, FEATURES, NUMERICAL_FEATURES
+from ..problem import PROBLEM
 from .config import DriftConfig
-from .data import PREDICTION
+from .data import FEATURES, PREDICTION
+
+#: Seed of the rows sampled for the drift tests and calibration, so a re-run gives the same.
+SAMPLE_SEED = 0
 
 
 @dataclass(frozen=True)
 class DriftResult:
-    """Per-feature scores and verdicts, the drifted share, and prediction drift."""
+    """Per-feature scores, thresholds and verdicts, the drifted share, and prediction drift."""
 
     scores: dict[str, float]
+    thresholds: dict[str, float]
     drifted: dict[str, bool]
     share: float
     dataset_drift: bool
@@ -34,21 +47,25 @@ class DriftResult:
 
 def _definition() -> DataDefinition:
     return DataDefinition(
-        categorical_columns=list(CATEGORICAL_FEATURES),
-        numerical_columns=[*NUMERICAL_FEATURES, PREDICTION],
+        categorical_columns=list(PROBLEM.categorical),
+        numerical_columns=[*PROBLEM.numeric, PREDICTION],
     )
 
 
-#: Seed of the rows sampled for the drift tests, so a re-run gives the same scores.
-SAMPLE_SEED = 0
+def _method(config: DriftConfig, column: str) -> tuple[str, float, ColumnType]:
+    """The configured distance, threshold and Evidently column type of ``column``."""
+    if column == PREDICTION:
+        return config.prediction_method, config.prediction_threshold, ColumnType.Numerical
+    if column in PROBLEM.categorical:
+        return config.categorical_method, config.categorical_threshold, ColumnType.Categorical
+    return config.numerical_method, config.numerical_threshold, ColumnType.Numerical
 
 
 def drift_sample(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
     """At most ``rows`` rows of ``frame`` (drift features and predictions), seeded.
 
-    Distances between distributions need a sample, not every row: at the default 50,000 rows
-    (the size of the reference) their sampling error is far below the thresholds, while
-    Evidently's time and memory grow with the rows it is given.
+    Distances between distributions need a sample, not every row, while Evidently's time and
+    memory grow with the rows it is given.
     """
     columns = [*FEATURES, PREDICTION]
     if len(frame) > rows:
@@ -56,55 +73,91 @@ def drift_sample(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
     return frame[columns]
 
 
+def chance_distance(
+    reference: pd.Series, rows: int, method: str, kind: ColumnType, rounds: int
+) -> float:
+    """The largest distance between ``rows`` reference values and the rest, over ``rounds``
+    random splits: how far a sample of that size drifts by chance alone (0 without rounds)."""
+    values = reference.dropna().reset_index(drop=True)
+    size = min(rows, len(values) // 2)
+    if rounds == 0 or size < 1:
+        return 0.0
+    rng = np.random.default_rng(SAMPLE_SEED)
+    test = get_stattest(values, values, kind, method)
+    found = 0.0
+    for _ in range(rounds):
+        order = rng.permutation(len(values))
+        sample, rest = values.iloc[order[:size]], values.iloc[order[size:]]
+        found = max(found, float(test(rest, sample, kind, None).drift_score))
+    return found
+
+
+def thresholds(reference: pd.DataFrame, rows: int, config: DriftConfig) -> dict[str, float]:
+    """Per column: the configured threshold, raised to the distance chance reaches at ``rows``."""
+    out = {}
+    for column in [*FEATURES, PREDICTION]:
+        method, threshold, kind = _method(config, column)
+        chance = chance_distance(reference[column], rows, method, kind, config.calibration_rounds)
+        out[column] = max(threshold, chance)
+    return out
+
+
 def drift_report(reference: pd.DataFrame, current: pd.DataFrame, config: DriftConfig) -> Any:
-    """Run the Evidently report (data drift per feature and of the predictions) on samples of
-    at most ``config.sample_rows`` rows of each side."""
+    """Run the Evidently report (drift per feature and of the predictions) on samples of at
+    most ``config.sample_rows`` rows of each side, with size-calibrated thresholds."""
+    reference = drift_sample(reference, config.sample_rows)
+    current = drift_sample(current, config.sample_rows)
+    limits = thresholds(reference, len(current), config)
     report = Report(
         [
             DataDriftPreset(
                 columns=list(FEATURES),
                 drift_share=config.share,
                 cat_method=config.categorical_method,
-                cat_threshold=config.categorical_threshold,
                 num_method=config.numerical_method,
-                num_threshold=config.numerical_threshold,
+                per_column_threshold={name: limits[name] for name in FEATURES},
             ),
             ValueDrift(
                 column=PREDICTION,
                 method=config.prediction_method,
-                threshold=config.prediction_threshold,
+                threshold=limits[PREDICTION],
             ),
-        ]
+        ],
+        include_tests=True,
     )
     return report.run(
-        current_data=Dataset.from_pandas(
-            drift_sample(current, config.sample_rows), data_definition=_definition()
-        ),
-        reference_data=Dataset.from_pandas(
-            drift_sample(reference, config.sample_rows), data_definition=_definition()
-        ),
+        current_data=Dataset.from_pandas(current, data_definition=_definition()),
+        reference_data=Dataset.from_pandas(reference, data_definition=_definition()),
     )
 
 
 def summarize(snapshot: Any, config: DriftConfig) -> DriftResult:
-    """Read the scores out of an Evidently snapshot and apply the thresholds."""
+    """Read each column's score, threshold and Evidently's verdict out of a snapshot."""
+    tree = snapshot.dict()
     scores: dict[str, float] = {}
-    for metric in snapshot.dict()["metrics"]:
-        column = metric["config"].get("column")
-        if metric["config"].get("type", "").endswith(":ValueDrift") and column is not None:
-            scores[column] = float(metric["value"])
-    thresholds = dict.fromkeys(CATEGORICAL_FEATURES, config.categorical_threshold)
-    thresholds.update(dict.fromkeys(NUMERICAL_FEATURES, config.numerical_threshold))
-    drifted = {name: scores[name] >= thresholds[name] for name in FEATURES}
+    limits: dict[str, float] = {}
+    for metric in tree["metrics"]:
+        settings = metric["config"]
+        if settings.get("type", "").endswith(":ValueDrift"):
+            scores[settings["column"]] = float(metric["value"])
+            limits[settings["column"]] = float(settings["threshold"])
+    verdicts: dict[str, bool] = {}
+    for test in tree["tests"]:
+        params = test["metric_config"]["params"]
+        if params.get("type", "").endswith(":ValueDrift"):
+            verdicts[params["column"]] = (
+                str(getattr(test["status"], "value", test["status"])) == "FAIL"
+            )
+    drifted = {name: verdicts[name] for name in FEATURES}
     share = sum(drifted.values()) / len(FEATURES)
-    prediction_score = scores[PREDICTION]
     return DriftResult(
         scores={name: scores[name] for name in FEATURES},
+        thresholds={name: limits[name] for name in FEATURES},
         drifted=drifted,
         share=share,
         dataset_drift=share >= config.share,
-        prediction_score=prediction_score,
-        prediction_drift=prediction_score >= config.prediction_threshold,
+        prediction_score=scores[PREDICTION],
+        prediction_drift=verdicts[PREDICTION],
     )
 
 

@@ -1,4 +1,4 @@
-"""The monitoring flow: recent traffic vs the training reference -> report, metrics, alerts.
+"""The monitoring flow: recent traffic vs the reference -> report, metrics, alerts.
 
 Each task is a plain function underneath (``task.fn``), testable without a Prefect server.
 """
@@ -10,32 +10,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
-from ..training import environment
+import pandas as pd
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from sklearn.pipeline import Pipeline
+from sqlalchemy import Engine
 
-environment.set_offline_defaults()
-
-import pandas as pd  # noqa: E402
-from prefect import flow, task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-from sklearn.pipeline import Pipeline  # noqa: E402
-from sqlalchemy import Engine  # noqa: E402
-
-from ..serving.store import make_engine  # noqa: E402
-from ..training.registry import CHAMPION, load_model_by_alias  # noqa: E402
-from ..training.tracking import configure_tracking  # noqa: E402
-from .checks import missing_shares, rmse_by_variant  # noqa: E402
-from .config import DEFAULT_CONFIG, MonitoringConfig, load_config  # noqa: E402
-from .data import (  # noqa: E402
-    CHECK_COLUMNS,
-    PREDICTION,
-    load_reference,
-    read_window,
-    with_predictions,
-)
-from .drift import DriftResult, drift_report, save_html, summarize  # noqa: E402
-from .store import write_metrics  # noqa: E402
+from ..problem import PROBLEM
+from ..serving.store import make_engine
+from ..training.registry import CHAMPION, load_model_by_alias
+from ..training.tracking import configure_tracking
+from .checks import clipped_by_variant, missing_shares, rmse_by_variant
+from .config import DEFAULT_CONFIG, MonitoringConfig, load_config
+from .data import CHECK_COLUMNS, PREDICTION, load_reference, read_window, with_predictions
+from .drift import DriftResult, drift_report, save_html, summarize
+from .store import write_metrics
 
 Metrics = dict[tuple[str, str | None], float]
+PerVariant = dict[str, tuple[float, int]]
 
 
 @dataclass(frozen=True)
@@ -45,9 +37,10 @@ class MonitoringResult:
     run_id: str
     rows: int
     drift: DriftResult | None
-    rmse: dict[str, tuple[float, int]]
+    rmse: PerVariant
     alerts: list[str] = field(default_factory=list)
     report: Path | None = None
+    clipped: PerVariant = field(default_factory=dict)
 
     @property
     def drift_detected(self) -> bool:
@@ -56,8 +49,9 @@ class MonitoringResult:
 
 @task(name="load reference", cache_policy=NO_CACHE)
 def reference_task(config: MonitoringConfig, model: Pipeline) -> pd.DataFrame:
-    """The training months with the champion's predictions."""
-    return with_predictions(load_reference(config.reference), model)
+    """The reference rows with the champion's predictions."""
+    reference = config.reference_selection()
+    return with_predictions(load_reference(reference, config.data_source()), model)
 
 
 @task(name="read window", cache_policy=NO_CACHE)
@@ -66,16 +60,25 @@ def window_task(log_url: str, since: datetime, until: datetime, max_rows: int) -
     return read_window(make_engine(log_url), since, until, max_rows, CHECK_COLUMNS)
 
 
+def _unit() -> str:
+    return f" {PROBLEM.target.unit}" if PROBLEM.target.unit else ""
+
+
 def _alerts(
     config: MonitoringConfig,
-    rows: int,
+    sizes: tuple[int, int],
     drift: DriftResult | None,
     missing: dict[str, float],
-    rmse: dict[str, tuple[float, int]],
+    rmse: PerVariant,
+    clipped: PerVariant,
 ) -> list[str]:
     alerts = []
+    window, reference = sizes
     if drift is None:
-        alerts.append(f"only {rows} predictions in the window (< {config.checks.min_rows})")
+        alerts.append(
+            f"no drift verdict: {window} predictions in the window and {reference} reference "
+            f"rows (drift.min_rows: {config.drift.min_rows} on each side)"
+        )
     else:
         if drift.dataset_drift:
             names = [name for name, flag in drift.drifted.items() if flag]
@@ -87,10 +90,17 @@ def _alerts(
         for name, share in missing.items()
         if share > config.checks.max_missing_share
     ]
+    limit = config.checks.rmse_limit()
     alerts += [
-        f"RMSE of {variant} {value:.2f} min > {config.checks.max_rmse:g}"
+        f"RMSE of {variant} {value:.3g}{_unit()} > {limit:.3g}"
         for variant, (value, _) in rmse.items()
-        if value > config.checks.max_rmse
+        if value > limit
+    ]
+    alerts += [
+        f"{count} predictions of {variant} ({share:.1%}) held to the target's range "
+        f"(> {config.checks.max_clipped_share:.1%})"
+        for variant, (share, count) in clipped.items()
+        if share > config.checks.max_clipped_share
     ]
     return alerts
 
@@ -99,7 +109,8 @@ def _metrics(
     rows: int,
     drift: DriftResult | None,
     missing: dict[str, float],
-    rmse: dict[str, tuple[float, int]],
+    rmse: PerVariant,
+    clipped: PerVariant,
 ) -> Metrics:
     values: Metrics = {("rows", None): rows}
     values.update({(f"missing_share.{name}", None): share for name, share in missing.items()})
@@ -112,6 +123,9 @@ def _metrics(
     for variant, (value, count) in rmse.items():
         values[("rmse", variant)] = value
         values[("labelled_rows", variant)] = count
+    for variant, (share, count) in clipped.items():
+        values[("clipped_share", variant)] = share
+        values[("clipped_rows", variant)] = count
     return values
 
 
@@ -124,19 +138,23 @@ def check_window(
     span: tuple[datetime, datetime],
     report: Path | None = None,
 ) -> MonitoringResult:
-    """Drift, missing values and RMSE of ``window``; stores the metrics in ``engine`` and
-    writes the HTML ``report`` (if given) when the window is large enough for a drift verdict."""
+    """Drift, missing values, RMSE and clipped predictions of ``window``; stores the metrics
+    in ``engine`` and writes the HTML ``report`` (if given) when both sides have
+    ``drift.min_rows`` rows."""
     missing = missing_shares(window)
     rmse = rmse_by_variant(window, config.checks.min_labelled)
+    clipped = clipped_by_variant(window)
+    current = window.dropna(subset=[PREDICTION])
     drift, written = None, None
-    if len(window) >= config.checks.min_rows:
-        snapshot = drift_report(reference, window.dropna(subset=[PREDICTION]), config.drift)
+    if min(len(current), len(reference)) >= config.drift.min_rows:
+        snapshot = drift_report(reference, current, config.drift)
         drift = summarize(snapshot, config.drift)
         if report is not None:
             written = save_html(snapshot, report)
-    write_metrics(engine, run_id, span, _metrics(len(window), drift, missing, rmse))
-    alerts = _alerts(config, len(window), drift, missing, rmse)
-    return MonitoringResult(run_id, len(window), drift, rmse, alerts, written)
+    write_metrics(engine, run_id, span, _metrics(len(window), drift, missing, rmse, clipped))
+    sizes = (len(current), len(reference))
+    alerts = _alerts(config, sizes, drift, missing, rmse, clipped)
+    return MonitoringResult(run_id, len(window), drift, rmse, alerts, written, clipped)
 
 
 @task(name="check window", cache_policy=NO_CACHE)
@@ -160,7 +178,7 @@ def monitoring_flow(
     until: datetime | None = None,
     config: MonitoringConfig | None = None,
 ) -> MonitoringResult:
-    """Compare the last ``window.hours`` of traffic with the training reference."""
+    """Compare the last ``window.hours`` of traffic with the reference."""
     config = config or load_config(config_path)
     configure_tracking()
     model, version = load_model_by_alias(CHAMPION)

@@ -1,5 +1,10 @@
-"""The promotion flow: champion and challenger on the same recent labelled data; the
-challenger becomes champion only when its RMSE beats the champion's by the margin.
+"""The promotion flow: champion and challenger on the same labelled data; the challenger
+becomes champion only when its predictions are sane (finite, few outside the target's range)
+and its RMSE beats the champion's by the margin.
+
+The data is a selection of a labelled source (``--source/--start/--end`` or
+``promotion.data``), else the labelled traffic of the prediction log (predictions joined with
+their ground truth) of the last ``promotion.window_hours``.
 
 The decision and its numbers are recorded in MLflow (a ``promotion`` run, and tags on the
 challenger's model version). A running service picks up a new champion when it restarts.
@@ -7,23 +12,23 @@ challenger's model version). A running service picks up a new champion when it r
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from ..training import environment
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from prefect import flow
+from sklearn.pipeline import Pipeline
 
-environment.set_offline_defaults()
-
-import mlflow  # noqa: E402
-import pandas as pd  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
-from prefect import flow  # noqa: E402
-
-from ..contract import load_month  # noqa: E402
-from ..model import evaluate  # noqa: E402
-from ..serving.store import make_engine  # noqa: E402
-from ..training.config import parse_month  # noqa: E402
-from ..training.registry import (  # noqa: E402
+from ..datasets import load
+from ..model import evaluate
+from ..predict import predict_with_count
+from ..problem import PROBLEM
+from ..serving.store import make_engine
+from ..training.registry import (
     CHALLENGER,
     CHAMPION,
     MODEL_NAME,
@@ -31,9 +36,9 @@ from ..training.registry import (  # noqa: E402
     load_model_by_alias,
     set_alias,
 )
-from ..training.tracking import configure_tracking  # noqa: E402
-from .config import DEFAULT_CONFIG, MonitoringConfig, load_config  # noqa: E402
-from .data import labelled, read_window  # noqa: E402
+from ..training.tracking import configure_tracking
+from .config import DEFAULT_CONFIG, MonitoringConfig, Selection, load_config
+from .data import FEATURES, TARGET, labelled, read_window
 
 #: Where the champion before the last promotion stays reachable (for a rollback).
 PREVIOUS_CHAMPION = "previous-champion"
@@ -65,14 +70,37 @@ def decide(champion_rmse: float, challenger_rmse: float, margin: float) -> tuple
     return False, f"{numbers}: needs <= {needed:.3f} ({margin:.1%} margin)"
 
 
-def recent_labelled(config: MonitoringConfig, month: str | None) -> tuple[pd.DataFrame, str]:
-    """Labelled data both models are scored on: a month of data/, or the labelled log."""
-    if month is not None:
-        frame = load_month(config.reference.data_dir, *parse_month(month))
-        return frame, f"month {month}"
+def recent_labelled(
+    config: MonitoringConfig, data: Selection | None = None
+) -> tuple[pd.DataFrame, str]:
+    """Labelled rows both models are scored on, and where they came from."""
+    data = data or config.promotion.data
+    if data is not None:
+        location = data.location(config.data_source())
+        window = data.window()
+        frame, _ = load(location, window)
+        return frame, f"{location} {window}"
     since = datetime.now(UTC) - timedelta(hours=config.promotion.window_hours)
-    window = read_window(make_engine(config.log_url()), since)
-    return labelled(window), f"labelled predictions of the last {config.promotion.window_hours:g} h"
+    window_rows = labelled(read_window(make_engine(config.log_url()), since))
+    frame = window_rows[[*FEATURES, TARGET]].reset_index(drop=True)
+    hours = config.promotion.window_hours
+    return frame, f"labelled predictions of the last {hours:g} h"
+
+
+def sanity(model: Pipeline, data: pd.DataFrame, max_clipped_share: float) -> str | None:
+    """Why ``model``'s predictions on ``data`` are not sane, or None: every one finite, at
+    most ``max_clipped_share`` of them outside the target's range."""
+    predicted, clipped = predict_with_count(model, data, source="promotion data")
+    if not np.isfinite(predicted).all():
+        return "the challenger predicts non-finite values"
+    share = clipped / max(len(data), 1)
+    if share > max_clipped_share:
+        low, high = (f"{bound:g}" for bound in PROBLEM.target_range)
+        return (
+            f"{clipped} challenger predictions ({share:.1%}) outside the target's range "
+            f"{low}..{high} (promotion.max_clipped_share: {max_clipped_share:.1%})"
+        )
+    return None
 
 
 def drop_alias(alias: str, version: int, name: str = MODEL_NAME) -> None:
@@ -120,8 +148,11 @@ def record(decision: PromotionDecision) -> str:
     return str(run.info.run_id)
 
 
-def evaluate_promotion(config: MonitoringConfig, month: str | None) -> PromotionDecision:
-    """Compare challenger and champion; promote if the challenger wins by the margin."""
+def evaluate_promotion(
+    config: MonitoringConfig, data: Selection | None = None
+) -> PromotionDecision:
+    """Compare challenger and champion; promote if the challenger is sane and wins by the
+    margin."""
     margin = config.promotion.margin
     champion, champion_version = load_model_by_alias(CHAMPION)
     challenger_version = get_version_by_alias(CHALLENGER)
@@ -129,44 +160,40 @@ def evaluate_promotion(config: MonitoringConfig, month: str | None) -> Promotion
         reason = "no challenger in the registry: nothing to promote"
         return PromotionDecision(False, reason, champion_version, None, margin=margin)
     challenger, _ = load_model_by_alias(CHALLENGER)
-    data, source = recent_labelled(config, month)
-    if len(data) < config.promotion.min_labelled:
-        reason = f"{len(data)} labelled rows in {source} (< {config.promotion.min_labelled})"
-        return PromotionDecision(
-            False,
-            reason,
-            champion_version,
-            challenger_version,
-            rows=len(data),
-            data=source,
-            margin=margin,
-        )
-    champion_rmse = evaluate(champion, data)["rmse"]
-    challenger_rmse = evaluate(challenger, data)["rmse"]
+    frame, source = recent_labelled(config, data)
+    refused = PromotionDecision(
+        False, "", champion_version, challenger_version, rows=len(frame), data=source, margin=margin
+    )
+    if len(frame) < config.promotion.min_labelled:
+        reason = f"{len(frame)} labelled rows in {source} (< {config.promotion.min_labelled})"
+        return replace(refused, reason=reason)
+    insane = sanity(challenger, frame, config.promotion.max_clipped_share)
+    if insane is not None:
+        return replace(refused, reason=insane)
+    champion_rmse = evaluate(champion, frame)["rmse"]
+    challenger_rmse = evaluate(challenger, frame)["rmse"]
     promoted, reason = decide(champion_rmse, challenger_rmse, margin)
     if promoted:
         promote(challenger_version)
-    return PromotionDecision(
-        promoted,
-        reason,
-        champion_version,
-        challenger_version,
-        champion_rmse,
-        challenger_rmse,
-        len(data),
-        source,
-        margin,
+    return replace(
+        refused,
+        promoted=promoted,
+        reason=reason,
+        champion_rmse=champion_rmse,
+        challenger_rmse=challenger_rmse,
     )
 
 
 @flow(name="promotion", log_prints=False)
 def promotion_flow(
-    config_path: str | None = str(DEFAULT_CONFIG), month: str | None = None
+    config_path: str | Path | None = DEFAULT_CONFIG,
+    data: Selection | None = None,
+    config: MonitoringConfig | None = None,
 ) -> PromotionDecision:
     """Gate: promote the challenger only if it beats the champion; record the decision."""
-    config = load_config(config_path)
+    config = config or load_config(config_path)
     configure_tracking()
-    decision = evaluate_promotion(config, month)
+    decision = evaluate_promotion(config, data)
     run_id = record(decision)
     verdict = "PROMOTED" if decision.promoted else "not promoted"
     print(f"challenger v{decision.challenger_version}: {verdict}. {decision.reason}")

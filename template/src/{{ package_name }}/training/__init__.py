@@ -1,9 +1,5 @@
 """Level 2, automated training: a Prefect flow, MLflow tracking and the model registry.
 
-Importing this package sets quiet, offline defaults (see ``environment``) before MLflow or
-Prefect is imported.
+Entry points call ``environment.set_offline_defaults()`` before importing Prefect or MLflow
+(``commands.py`` does, for ``<slug> train`` and ``<slug> predict``).
 """
-
-from .environment import set_offline_defaults
-
-set_offline_defaults()

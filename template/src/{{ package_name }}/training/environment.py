@@ -1,4 +1,4 @@
-"""Quiet, offline defaults for MLflow and Prefect, set before either is imported.
+"""Quiet, offline defaults for MLflow and Prefect: entry points set them before importing either.
 
 Every value is a default: anything already in the environment wins, so the same code talks to a
 tracking server or a Prefect server when ``MLFLOW_TRACKING_URI`` or ``PREFECT_API_URL`` is set.
@@ -66,6 +66,13 @@ def mute_known_noise() -> None:
     warnings.filterwarnings("ignore", message=r"The ``noload`` loader strategy is deprecated")
     warnings.filterwarnings(
         "ignore", message=r"Hint: Inferred schema contains integer column", category=UserWarning
+    )
+    # MLflow registers its local dataset source twice, then warns that a path is ambiguous.
+    warnings.filterwarnings(
+        "ignore",
+        message=r"The specified dataset source can be interpreted in multiple ways: "
+        r"LocalArtifactDatasetSource, LocalArtifactDatasetSource",
+        category=UserWarning,
     )
     # uv environments have no pip; MLflow only wants its version for an unused conda.yaml.
     logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)

@@ -1,8 +1,9 @@
-"""The training pipeline as a Prefect flow: load -> validate -> features -> tune -> train ->
-evaluate -> log -> register -> alias.
+"""The training pipeline as a Prefect flow: load -> features -> tune -> train -> evaluate ->
+log -> register -> alias.
 
 Each task is a plain function underneath (``task.fn``), testable without a Prefect server.
-MLflow calls name their run explicitly, so tasks may run in any thread.
+MLflow calls name their run explicitly, so tasks may run in any thread. Entry points call
+``environment.set_offline_defaults()`` before importing this module.
 """
 
 from __future__ import annotations
@@ -15,36 +16,32 @@ from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
 
-from . import environment
+import mlflow
+import mlflow.sklearn
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import skops.io
+from mlflow import MlflowClient
+from mlflow.data.pandas_dataset import from_pandas
+from mlflow.models import infer_signature
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from sklearn.metrics import root_mean_squared_error
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
 
-environment.set_offline_defaults()
-
-import mlflow  # noqa: E402  (after the offline defaults)
-import mlflow.sklearn  # noqa: E402
-import numpy as np  # noqa: E402
-import numpy.typing as npt  # noqa: E402
-import pandas as pd  # noqa: E402
-import skops.io  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
-from mlflow.data.pandas_dataset import from_pandas  # noqa: E402
-from mlflow.models import infer_signature  # noqa: E402
-from prefect import flow, task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-from prefect.runtime import flow_run  # noqa: E402
-from sklearn.metrics import root_mean_squared_error  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
-from sklearn.pipeline import Pipeline  # noqa: E402
-
-from ..contract import TARGET, add_target, month_file, read_trips, validate_trips  # noqa: E402
-from ..features import build_pipeline, prepare_features  # noqa: E402
-from ..model import evaluate  # noqa: E402
-from ..synthetic import write_month  # noqa: E402
-from . import plots, registry, tracking  # noqa: E402
-from .config import TrainingConfig, parse_month  # noqa: E402
-from .search import sample_trials  # noqa: E402
+from .. import datasets
+from ..datasets import Lineage
+from ..features import build_pipeline
+from ..model import evaluate
+from ..problem import PROBLEM
+from . import environment, plots, registry, tracking
+from .config import DataConfig, TrainingConfig
+from .search import sample_trials
 
 MODEL_ARTIFACT = "model"
-DATASET_NAME = "yellow_tripdata"
 # Packages the logged model needs to load; explicit, so MLflow does not spend seconds inferring.
 MODEL_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "pandas", "scipy")
 
@@ -52,58 +49,79 @@ Floats = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
-class MonthFile:
-    """One month of raw trips and the file it came from."""
+class TrainingData:
+    """Validated, labelled training and validation rows, and where each came from."""
 
-    month: str
-    path: Path
-    sha256: str
-    frame: pd.DataFrame = field(repr=False)
+    train: pd.DataFrame = field(repr=False)
+    validation: pd.DataFrame = field(repr=False)
+    train_lineage: Lineage
+    #: None when the validation rows were split off the training rows.
+    validation_lineage: Lineage | None
+    validation_fraction: float
 
+    @property
+    def kind(self) -> str:
+        """``generated`` if any file was written by a generator, else ``file``."""
+        lineages = [self.train_lineage, self.validation_lineage]
+        return "generated" if any(x is not None and x.generated for x in lineages) else "file"
 
-@dataclass(frozen=True)
-class RawData:
-    """Raw months as read from disk."""
+    @property
+    def sha256(self) -> str:
+        """One digest of every file read, in order (equal data, equal digest)."""
+        files = self.train_lineage.files + (
+            self.validation_lineage.files if self.validation_lineage else ()
+        )
+        return hashlib.sha256("".join(f.sha256 for f in files).encode()).hexdigest()
 
-    train: list[MonthFile]
-    validation: MonthFile
+    def validation_window(self) -> str:
+        if self.validation_lineage is None:
+            return f"latest {self.validation_fraction:g} of train"
+        return self.validation_lineage.window
 
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a run trained on, logged with it: enough to find and check the exact data."""
-
-    name: str
-    train_months: list[str]
-    validation_month: str
-    train_rows: int
-    validation_rows: int
-    sha256: str
-    files: list[str]
+    def as_dict(self) -> dict[str, Any]:
+        """The lineage logged as ``data/lineage.json``."""
+        validation: dict[str, Any] = (
+            self.validation_lineage.as_dict()
+            if self.validation_lineage is not None
+            else {"split_from": "train", "validation_fraction": self.validation_fraction}
+        )
+        return {
+            "kind": self.kind,
+            "sha256": self.sha256,
+            "train": {**self.train_lineage.as_dict(), "rows": len(self.train)},
+            "validation": {**validation, "rows": len(self.validation)},
+        }
 
     def as_params(self) -> dict[str, str | int]:
+        """Run params: where the data is, which rows, how many (files are in the artifact)."""
+        validation_source = (
+            self.validation_lineage.location if self.validation_lineage else "(split)"
+        )
         return {
-            "data.name": self.name,
-            "data.train_months": ",".join(self.train_months),
-            "data.validation_month": self.validation_month,
-            "data.train_rows": self.train_rows,
-            "data.validation_rows": self.validation_rows,
+            "data.kind": self.kind,
+            "data.source": self.train_lineage.location,
+            "data.train.window": self.train_lineage.window,
+            "data.validation.source": validation_source,
+            "data.validation.window": self.validation_window(),
+            "data.train_rows": len(self.train),
+            "data.validation_rows": len(self.validation),
+            "data.files": len(self.train_lineage.files)
+            + len(self.validation_lineage.files if self.validation_lineage else ()),
+            "data.sha256": self.sha256,
+        }
+
+    def tags(self) -> dict[str, str]:
+        """Run tags, searchable in the MLflow UI (``tags.data.kind = 'generated'``)."""
+        return {
+            "data.kind": self.kind,
+            "data.source": self.train_lineage.location,
             "data.sha256": self.sha256,
         }
 
 
 @dataclass(frozen=True)
-class TrainingData:
-    """Validated, labelled training and validation trips."""
-
-    train: pd.DataFrame = field(repr=False)
-    validation: pd.DataFrame = field(repr=False)
-    info: DatasetInfo
-
-
-@dataclass(frozen=True)
 class Features:
-    """Model inputs and targets: a fit/tune split of the training months, and validation."""
+    """Model inputs and targets: a fit/tune split of the training rows, and validation."""
 
     x_train: pd.DataFrame = field(repr=False)
     y_train: Floats = field(repr=False)
@@ -125,15 +143,6 @@ class TrainingResult:
     metrics: dict[str, float]
 
 
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def git_commit() -> str | None:
     """Commit of the working tree, with ``-dirty`` if it has changes; None outside git."""
     try:
@@ -152,52 +161,32 @@ def git_commit() -> str | None:
     return f"{commit}-dirty" if dirty else commit
 
 
-def _read_month(config: TrainingConfig, month: str) -> MonthFile:
-    data = config.data
-    year, number = parse_month(month)
-    path = month_file(data.dir, year, number)
-    if not path.exists():
-        write_month(data.dir, year, number, data.synthetic_rows, seed=data.seed)
-        print(f"{path} not found: generated {data.synthetic_rows} synthetic trips")
-    return MonthFile(month, path, file_sha256(path), read_trips(path))
-
-
 @task(name="load data", cache_policy=NO_CACHE)
-def load_data(config: TrainingConfig) -> RawData:
-    """Read the train and validation months, generating synthetic ones that are missing."""
-    train = [_read_month(config, month) for month in config.data.train_months]
-    return RawData(train, _read_month(config, config.data.validation_month))
+def load_data(data: DataConfig) -> TrainingData:
+    """Read, validate and label the training and validation windows of ``data.source``.
 
-
-@task(name="validate data", cache_policy=NO_CACHE)
-def validate_data(raw: RawData) -> TrainingData:
-    """Check every month against the data contract and label it with the target."""
-
-    def clean(month: MonthFile) -> pd.DataFrame:
-        source = str(month.path)
-        return add_target(validate_trips(month.frame, source=source), source=source)
-
-    train = pd.concat([clean(month) for month in raw.train], ignore_index=True)
-    validation = clean(raw.validation)
-    files = [*raw.train, raw.validation]
-    combined = hashlib.sha256("".join(month.sha256 for month in files).encode()).hexdigest()
-    info = DatasetInfo(
-        name=DATASET_NAME,
-        train_months=[month.month for month in raw.train],
-        validation_month=raw.validation.month,
-        train_rows=len(train),
-        validation_rows=len(validation),
-        sha256=combined,
-        files=[f"{month.path.name} sha256={month.sha256}" for month in files],
+    Missing files are an error naming them (``make data`` writes the example's); bad rows stop
+    the run here, before anything is logged or registered.
+    """
+    train, train_lineage = datasets.load(data.train.location(data.source), data.train.window())
+    if data.validation is None:
+        train, validation = datasets.split(train, data.validation_fraction, data.seed)
+        validation_lineage = None
+    else:
+        validation, validation_lineage = datasets.load(
+            data.validation.location(data.source), data.validation.window()
+        )
+    return TrainingData(
+        train, validation, train_lineage, validation_lineage, data.validation_fraction
     )
-    return TrainingData(train, validation, info)
 
 
 @task(name="prepare features", cache_policy=NO_CACHE)
 def make_features(data: TrainingData, tuning_fraction: float, seed: int) -> Features:
-    """Select the model inputs; hold out a tuning split of the training months."""
-    x_train = prepare_features(data.train)
-    y_train = data.train[TARGET].to_numpy(dtype="float64")
+    """Select the model inputs; hold out a tuning split of the training rows."""
+    target = PROBLEM.target.name
+    x_train = PROBLEM.feature_frame(data.train)
+    y_train = data.train[target].to_numpy(dtype="float64")
     x_fit, x_tune, y_fit, y_tune = train_test_split(
         x_train, y_train, test_size=tuning_fraction, random_state=seed
     )
@@ -208,8 +197,8 @@ def make_features(data: TrainingData, tuning_fraction: float, seed: int) -> Feat
         y_fit=y_fit,
         x_tune=x_tune,
         y_tune=y_tune,
-        x_validation=prepare_features(data.validation),
-        y_validation=data.validation[TARGET].to_numpy(dtype="float64"),
+        x_validation=PROBLEM.feature_frame(data.validation),
+        y_validation=data.validation[target].to_numpy(dtype="float64"),
     )
 
 
@@ -236,13 +225,13 @@ def tune(features: Features, config: TrainingConfig, run_id: str) -> dict[str, A
 
 @task(name="train best model", cache_policy=NO_CACHE)
 def train_best(features: Features, family: str, params: dict[str, Any]) -> Pipeline:
-    """Fit the best parameter set on all training months."""
+    """Fit the best parameter set on all training rows."""
     return build_pipeline(family, params).fit(features.x_train, features.y_train)
 
 
-@task(name="evaluate on the held-out month", cache_policy=NO_CACHE)
+@task(name="evaluate on the held-out rows", cache_policy=NO_CACHE)
 def evaluate_model(model: Pipeline, data: TrainingData) -> dict[str, float]:
-    """RMSE, MAE and R2 on the validation month."""
+    """RMSE, MAE (in the target's unit) and R2 on the validation rows."""
     return evaluate(model, data.validation)
 
 
@@ -271,11 +260,30 @@ def _log_model(model: Pipeline, features: Features) -> None:
 def _log_plots(model: Pipeline, features: Features) -> None:
     predicted = np.asarray(model.predict(features.x_validation), dtype="float64")
     truth = features.y_validation
-    table = plots.error_by_distance(features.x_validation, truth, predicted)
     mlflow.log_figure(plots.predicted_vs_actual(truth, predicted), "plots/predicted_vs_actual.png")
     mlflow.log_figure(plots.residuals(truth, predicted), "plots/residuals.png")
-    mlflow.log_figure(plots.error_by_distance_figure(table), "plots/error_by_distance.png")
-    mlflow.log_table(table.reset_index(), "plots/error_by_distance.json")
+    table = plots.error_by_bucket(features.x_validation, truth, predicted)
+    mlflow.log_figure(plots.error_by_bucket_figure(table), "plots/error_by_bucket.png")
+    mlflow.log_table(table.reset_index(), "plots/error_by_bucket.json")
+
+
+def _log_datasets(data: TrainingData) -> None:
+    """The training and validation rows as MLflow dataset inputs, named by their location."""
+    target = PROBLEM.target.name
+    validation = data.validation_lineage or data.train_lineage
+    for context, frame, lineage, window in [
+        ("training", data.train, data.train_lineage, data.train_lineage.window),
+        ("validation", data.validation, validation, data.validation_window()),
+    ]:
+        source = lineage.location
+        if "://" not in source:  # a local path: absolute, so the run says where it was
+            source = str(Path(source).resolve())
+        with warnings.catch_warnings():
+            environment.mute_known_noise()
+            dataset = from_pandas(
+                frame, source=source, name=f"{lineage.location} {window}", targets=target
+            )
+        mlflow.log_input(dataset, context=context)
 
 
 @task(name="log run", cache_policy=NO_CACHE)
@@ -288,22 +296,16 @@ def log_run(
     model: Pipeline,
     metrics: dict[str, float],
 ) -> None:
-    """Log params, metrics, the dataset, plots and the model (signature, input example)."""
+    """Log params, metrics, the data lineage, plots and the model (signature, input example)."""
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_params({"family": config.model.family, **params, **data.info.as_params()})
+        mlflow.log_params({"family": config.model.family, **params, **data.as_params()})
         mlflow.log_params(
             {"search.budget": config.search.budget, "search.seed": config.search.seed}
         )
         mlflow.log_metrics(metrics)
-        mlflow.log_text("\n".join(data.info.files) + "\n", "data/files.txt")
+        mlflow.log_dict(data.as_dict(), "data/lineage.json")
         mlflow.log_dict(config.model_dump(mode="json"), "config/training.json")
-        for context, frame, months in [
-            ("training", data.train, data.info.train_months),
-            ("validation", data.validation, [data.info.validation_month]),
-        ]:
-            name = f"{DATASET_NAME}_{'_'.join(months)}"
-            dataset = from_pandas(frame, name=name, targets=TARGET)
-            mlflow.log_input(dataset, context=context)
+        _log_datasets(data)
         _log_plots(model, features)
         _log_model(model, features)
 
@@ -320,11 +322,11 @@ def assign_alias(version: int) -> str:
     return registry.assign_initial_alias(version)
 
 
-def _start_run(config: TrainingConfig, info: DatasetInfo) -> str:
+def _start_run(config: TrainingConfig, data: TrainingData) -> str:
     """Open the parent MLflow run of this training and return its id."""
     experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT_NAME)
     assert experiment is not None, "configure_tracking() creates the experiment"
-    tags = {"family": config.model.family, "data.sha256": info.sha256}
+    tags = {"family": config.model.family, **data.tags()}
     commit = git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
@@ -344,9 +346,8 @@ def training_flow(config: TrainingConfig, assign_aliases: bool = True) -> Traini
     before a caller's own gate decides (level 4's retraining does that).
     """
     tracking.configure_tracking()
-    raw = load_data(config)
-    data = validate_data(raw)  # bad data stops here: nothing is logged or registered
-    run_id = _start_run(config, data.info)
+    data = load_data(config.data)  # bad data stops here: nothing is logged or registered
+    run_id = _start_run(config, data)
     client = MlflowClient()
     try:
         features = make_features(data, config.search.tuning_fraction, config.search.seed)

@@ -9,17 +9,12 @@ from __future__ import annotations
 import os
 from typing import Final
 
+import mlflow
+import mlflow.sklearn
+from mlflow import MlflowClient
+from mlflow.entities import LoggedModel
+from mlflow.exceptions import MlflowException
 from sklearn.pipeline import Pipeline
-
-from . import environment
-
-environment.set_offline_defaults()
-
-import mlflow  # noqa: E402  (after the offline defaults)
-import mlflow.sklearn  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
-from mlflow.entities import LoggedModel  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
 
 #: Registered model name (``MODEL_NAME`` in the environment overrides the package name).
 MODEL_NAME: Final = os.environ.get("MODEL_NAME") or __name__.split(".")[0]
@@ -28,7 +23,7 @@ CHALLENGER: Final = "challenger"
 
 
 class ModelNotFoundError(LookupError):
-    """The registry has no model version for the requested alias."""
+    """The registry has no model version for the requested alias or number."""
 
 
 def _logged_model(client: MlflowClient, run_id: str, artifact_path: str) -> LoggedModel:
@@ -79,15 +74,27 @@ def assign_initial_alias(version: int, name: str = MODEL_NAME) -> str:
     return alias
 
 
+def load_model_version(version: int, name: str = MODEL_NAME) -> Pipeline:
+    """Load the scikit-learn pipeline of registered ``version``."""
+    try:
+        model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    except MlflowException as exc:
+        if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+            raise ModelNotFoundError(
+                f"registered model {name!r} has no version {version} at {mlflow.get_tracking_uri()}"
+            ) from None
+        raise
+    if not isinstance(model, Pipeline):
+        raise ModelNotFoundError(f"{name} version {version} is not a scikit-learn Pipeline")
+    return model
+
+
 def load_model_by_alias(alias: str, name: str = MODEL_NAME) -> tuple[Pipeline, int]:
-    """Load the scikit-learn pipeline ``alias`` points at, with its version number."""
+    """Load the scikit-learn pipeline ``alias`` points at; return it with its version number."""
     version = get_version_by_alias(alias, name)
     if version is None:
         raise ModelNotFoundError(
             f"registered model {name!r} has no version with alias {alias!r} "
             f"at {mlflow.get_tracking_uri()}; run `make train` first"
         )
-    model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
-    if not isinstance(model, Pipeline):
-        raise ModelNotFoundError(f"{name} version {version} is not a scikit-learn Pipeline")
-    return model, version
+    return load_model_version(version, name), version

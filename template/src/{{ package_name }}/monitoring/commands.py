@@ -1,0 +1,173 @@
+"""Level 3's subcommands of the project's command line: monitor, score, promote, attach-truth.
+
+Heavy libraries (pandas, MLflow, Prefect, Evidently) are imported when a command runs, after
+the offline defaults of MLflow and Prefect are set, never when the module is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..cli import CommandError, positive_int
+
+if TYPE_CHECKING:
+    from .config import MonitoringConfig, Selection
+
+COMMANDS = ("monitor", "score", "promote", "attach-truth")
+DEFAULT_CONFIG = Path("configs/monitoring.yaml")
+Handler = Callable[[argparse.Namespace], int | None]
+
+
+def _prepare(args: argparse.Namespace) -> MonitoringConfig:
+    """Offline defaults for MLflow and Prefect, then the monitoring configuration."""
+    from ..training.environment import set_offline_defaults
+
+    set_offline_defaults()
+    from .config import load_config
+
+    config: MonitoringConfig = load_config(args.config, tuple(args.overrides))
+    return config
+
+
+def _selection(args: argparse.Namespace, source: str | None) -> Selection | None:
+    """``source`` and ``--start``/``--end`` as a selection (None when none is given)."""
+    from pydantic import ValidationError
+
+    from .config import Selection
+
+    if source is None and args.start is None and args.end is None:
+        return None
+    try:
+        return Selection(source=source, start=args.start, end=args.end)
+    except ValidationError as exc:
+        messages = "; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors())
+        raise CommandError(f"--start/--end: {messages}") from None
+
+
+def _reported(handler: Handler) -> Handler:
+    """Configuration and registry errors as one ``error:`` line (the CLI prints them)."""
+
+    def run(args: argparse.Namespace) -> int | None:
+        from ..training.config import ConfigError
+
+        expected: tuple[type[Exception], ...] = (ConfigError,)
+        try:
+            from ..training.registry import ModelNotFoundError
+
+            expected = (ConfigError, ModelNotFoundError)
+            return handler(args)
+        except expected as exc:
+            raise CommandError(str(exc)) from None
+
+    return run
+
+
+def _monitor(args: argparse.Namespace) -> None:
+    config = _prepare(args)
+    from .flow import monitoring_flow
+
+    monitoring_flow(config=config)
+
+
+def _score(args: argparse.Namespace) -> None:
+    config = _prepare(args)
+    from .batch import batch_scoring_flow
+
+    selection = _selection(args, args.source)
+    location = args.source or config.data_source()
+    window = None if selection is None else selection.window()
+    batch_scoring_flow(location, args.output, window, args.chunk_rows)
+
+
+def _promote(args: argparse.Namespace) -> None:
+    config = _prepare(args)
+    from .promotion import promotion_flow
+
+    promotion_flow(config=config, data=_selection(args, args.source))
+
+
+def _attach_truth(args: argparse.Namespace) -> None:
+    config = _prepare(args)
+    from ..serving.store import attach_ground_truth, make_engine
+    from .ground_truth import describe, truth_from_file
+
+    items = truth_from_file(args.file)  # a bad file is refused before the log is opened
+    result = attach_ground_truth(make_engine(config.log_url()), items)
+    print(f"{describe(result)} (from {args.file})")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, help="(default: %(default)s)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a configuration value, e.g. --set drift.min_rows=200",
+    )
+
+
+def _window(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--start", default=None, help=f"{what} from this event time (inclusive)")
+    parser.add_argument("--end", default=None, help=f"{what} before this event time")
+
+
+def register(commands: Any) -> None:
+    """Add level 3's subcommands to the project's command line."""
+    monitor = commands.add_parser(
+        "monitor",
+        help="drift, missing values, RMSE and clipped predictions of recent traffic",
+        description="Compare the prediction log's recent window with the reference "
+        "(configs/monitoring.yaml); write an HTML report and store the metrics.",
+    )
+    _common(monitor)
+    monitor.set_defaults(handler=_reported(_monitor))
+
+    score = commands.add_parser(
+        "score",
+        help="score a file, folder, glob or time window with the champion",
+        description="Write the rows with predicted_<target> (held to the target's range), "
+        "the model version and the scoring time to reports/batch/.",
+    )
+    score.add_argument(
+        "source",
+        nargs="?",
+        default=None,
+        help="parquet/csv file, folder or glob (default: the training data's source)",
+    )
+    _window(score, "score rows")
+    score.add_argument("--output", type=Path, default=None, help="parquet file to write")
+    score.add_argument(
+        "--chunk-rows", type=positive_int, default=100_000, help="rows scored at a time"
+    )
+    _common(score)
+    score.set_defaults(handler=_reported(_score))
+
+    promote = commands.add_parser(
+        "promote",
+        help="promote the challenger if it beats the champion by the margin",
+        description="Score champion and challenger on the same labelled data: --source and/or "
+        "--start/--end, else promotion.data, else the labelled traffic of the prediction log.",
+    )
+    promote.add_argument(
+        "--source", default=None, help="labelled data (default: the training data's source)"
+    )
+    _window(promote, "labelled rows")
+    _common(promote)
+    promote.set_defaults(handler=_reported(_promote))
+
+    truth = commands.add_parser(
+        "attach-truth",
+        help="attach ground truth to logged predictions by request id",
+        description="Read a parquet/csv file with request_id and the target (or the columns "
+        "contract.derive_target reads); values outside the target's range are refused.",
+    )
+    truth.add_argument("file", type=Path, help="parquet/csv file")
+    _common(truth)
+    truth.set_defaults(handler=_reported(_attach_truth))

@@ -1,0 +1,154 @@
+"""Level 2's subcommands: ``train`` runs the tracked pipeline, ``predict`` uses the registry.
+
+Heavy imports (Prefect, MLflow, pandas) happen inside the handlers, after the offline defaults
+are set, so ``<slug> --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+COMMANDS = ("train", "predict")
+#: ``config.DEFAULT_CONFIG``, not imported from there: that module imports pandas and sklearn.
+DEFAULT_CONFIG = Path("configs/training.yaml")
+
+TRAIN_EPILOG = """\
+examples:
+  %(prog)s
+  %(prog)s --set search.budget=20 --set model.family=hist_gradient_boosting
+  %(prog)s --set data.source=data/tlc --set data.train.start=2024-03-01
+  make train ARGS="--set search.budget=3"
+
+Runs are tracked in .mlops/mlflow.db (or MLFLOW_TRACKING_URI); see them with `make mlflow-ui`.
+The first registered version becomes `champion`, later ones `challenger`.
+"""
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config`` and ``--set``: the training pipeline's options."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help="YAML training configuration (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value (dotted key, YAML value); repeatable",
+    )
+
+
+def train(args: argparse.Namespace) -> int:
+    """Run the flow; exit 2 on a bad configuration or bad data, 3 if tracking fails."""
+    from . import environment
+
+    environment.set_offline_defaults()
+    from .config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config, args.overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from mlflow.exceptions import MlflowException
+
+    from ..problem import DataValidationError
+    from .flow import training_flow
+
+    environment.hide_tracebacks_of(DataValidationError, MlflowException)
+    try:
+        result = training_flow(config)
+    except DataValidationError as exc:
+        print(f"error: bad data, nothing was registered: {exc}", file=sys.stderr)
+        return 2
+    except MlflowException as exc:  # tracking server down or refusing: no alias was moved
+        print(f"error: MLflow tracking failed, no alias was moved: {exc}", file=sys.stderr)
+        return 3
+    metrics = " ".join(f"{name}={value:.3f}" for name, value in result.metrics.items())
+    print(f"validation {metrics}")
+    print(f"registered version {result.model_version} as {result.alias!r} (run {result.run_id})")
+    return 0
+
+
+def _load_registered(alias: str, version: int | None) -> tuple[Any, int]:
+    """The registered model at ``version`` (if given) or ``alias``, and its version."""
+    from .registry import load_model_by_alias, load_model_version
+
+    if version is not None:
+        return load_model_version(version), version
+    return load_model_by_alias(alias)
+
+
+def predict(args: argparse.Namespace) -> int:
+    """Score a file with a registered model; exit 2 when there is no such model."""
+    from . import environment
+
+    environment.set_offline_defaults()
+    from ..cli import write_frame
+    from ..datasets import read_file
+    from ..predict import predict_with_count
+    from ..problem import PROBLEM
+    from .registry import ModelNotFoundError
+    from .tracking import configure_tracking
+
+    configure_tracking()
+    frame, _ = read_file(args.input)
+    try:
+        model, version = _load_registered(args.alias, args.model_version)
+    except ModelNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    predictions, clipped = predict_with_count(model, frame, source=str(args.input))
+    out = frame.assign(**{f"predicted_{PROBLEM.target.name}": predictions})
+    write_frame(out, args.output)
+    which = f"{args.alias!r} (version {version})"
+    if args.model_version is not None:
+        which = f"version {version}"
+    note = f" ({clipped} held to the target's range)" if clipped else ""
+    print(f"wrote {len(out)} predictions of {which} to {args.output}{note}")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a version number like 3, got {text!r}")
+    return int(text)
+
+
+def register(commands: Any) -> None:
+    """Add ``train`` and ``predict`` (replacing level 1's) to the project's command line."""
+    fit = commands.add_parser(
+        "train",
+        help="train, track and register a model (Prefect flow, MLflow registry)",
+        description="Run the training pipeline on the data configs/training.yaml names: "
+        "tune, train, evaluate on the held-out rows, log the run and register the model.",
+        epilog=TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_train_arguments(fit)
+    fit.set_defaults(handler=train)
+
+    score = commands.add_parser(
+        "predict",
+        help="predict for a file of inputs with a registered model",
+        description="Read a parquet or csv file with the contract's feature columns and write "
+        "it back with a predicted_<target> column, scored by the registry's champion "
+        "(or --alias / --version).",
+    )
+    score.add_argument("--input", type=Path, required=True, help="parquet or csv file")
+    score.add_argument(
+        "--output", type=Path, default=Path("predictions.parquet"), help="(default: %(default)s)"
+    )
+    which = score.add_mutually_exclusive_group()
+    which.add_argument("--alias", default="champion", help="registry alias (default: %(default)s)")
+    which.add_argument(
+        "--version", dest="model_version", type=_positive_int, help="registry version number"
+    )
+    score.set_defaults(handler=predict)
