@@ -199,7 +199,7 @@ class Problem:
     def _input_schema(self, labelled: bool) -> pa.DataFrameSchema:
         """The contract without the target's range. Required: the features, and for labelled
         data the event time; identifiers and columns without a role only when present."""
-        needed = ("categorical", "numeric", "event_time") if labelled else ("categorical", "numeric")
+        needed = ("categorical", "numeric", *(("event_time",) if labelled else ()))
         updates: dict[str, dict[str, Any]] = {}
         for column in self.columns:
             if column.role == "target":

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 from . import DEFAULT_POLICY
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported by the commands that use them
+    from prefect.deployments.runner import RunnerDeployment
     from sqlalchemy import Engine
 
-if TYPE_CHECKING:  # Prefect: imported by the commands that use it
-    from prefect.deployments.runner import RunnerDeployment
+    from .policy import RetrainingPolicy
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +83,7 @@ def _describe(deployments: Sequence[RunnerDeployment]) -> None:
         print(f"{deployment.flow_name}/{deployment.name}: cron {crons}")
 
 
-def serve_flows(policy: policy_module.RetrainingPolicy, policy_path: Path) -> int:
+def serve_flows(policy: RetrainingPolicy, policy_path: Path) -> int:
     """Run both flows on their schedules here until Ctrl-C (one machine, no worker).
 
     Against ``PREFECT_API_URL`` if set, else a Prefect server started for the purpose (the
@@ -115,7 +115,7 @@ def _exit(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def deploy(policy: policy_module.RetrainingPolicy, args: argparse.Namespace) -> int:
+def deploy(policy: RetrainingPolicy, args: argparse.Namespace) -> int:
     """Register both deployments in the work pool on the server; say how to start a worker."""
     from .flows import build_deployments, ensure_work_pool
 
