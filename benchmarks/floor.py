@@ -32,13 +32,13 @@ def main(package: str, row: dict[str, float]) -> dict[str, float]:
     tracking = importlib.import_module(f"{package}.training.tracking")
     registry = importlib.import_module(f"{package}.training.registry")
     predictor = importlib.import_module(f"{package}.serving.predictor")
-    contract = importlib.import_module(f"{package}.contract")
+    problem = importlib.import_module(f"{package}.problem").PROBLEM
     tracking.configure_tracking()
     pyfunc = mlflow.pyfunc.load_model(f"models:/{registry.MODEL_NAME}@{registry.CHAMPION}")
     frame = pd.DataFrame([row])
     pipeline, _ = registry.load_model_by_alias(registry.CHAMPION)
     served = predictor.make_predictor(pipeline)
-    values = tuple(row[name] for name in contract.FEATURES)
+    values = tuple(row[name] for name in problem.features)
     return {
         "pyfunc_dataframe_ms": median_ms(lambda: pyfunc.predict(frame)),
         "service_predictor_ms": median_ms(lambda: served.predict_rows([values])),

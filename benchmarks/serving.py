@@ -187,14 +187,14 @@ def run(options: Options) -> Result:
         bodies: dict[tuple[str, int], Path] = {}
         for n in (1, 100):
             rows = trips(n)
-            ours = {"trip": rows[0]} if n == 1 else {"trips": rows}
+            ours = {"features": rows[0]} if n == 1 else {"rows": rows}
             for name, payload in (("service", ours), ("mlflow", {"dataframe_records": rows})):
                 path = work / f"{name}-{n}.json"
                 path.write_text(json.dumps(payload))
                 bodies[name, n] = path
         tracking = f"sqlite:///{project / '.mlops' / 'mlflow.db'}"
         path_env = f"{project / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
-        serve_ours = [str(python), "-m", f"{package}.serving", "--port", str(ports["service"])]
+        serve_ours = [str(python), "-m", package, "serve", "--port", str(ports["service"])]
         serve_mlflow = [
             str(project / ".venv" / "bin" / "mlflow"),
             "models",

@@ -92,7 +92,7 @@ for start in range(0, len(trips), 250):
     chunk = trips.iloc[start:start + 250]
     batch = [{"PULocationID": int(r.PULocationID), "DOLocationID": int(r.DOLocationID),
               "trip_distance": float(r.trip_distance)} for r in chunk.itertuples()]
-    answer = post("/predict/batch", {"key": f"caller-{start}", "trips": batch})
+    answer = post("/predict/batch", {"key": f"caller-{start}", "rows": batch})
     variants[answer["variant"]] = variants.get(answer["variant"], 0) + len(batch)
     truth += [{"request_id": p["request_id"], "duration": float(d)}
               for p, d in zip(answer["predictions"], chunk["duration"])]

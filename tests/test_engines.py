@@ -277,7 +277,7 @@ def burst(replicas: list[engines.Engine], count: int, concurrency: int) -> dict[
         pickup, dropoff = zones[i % len(zones)]
         trip = {"PULocationID": pickup, "DOLocationID": dropoff, "trip_distance": 0.5 + i % 17}
         target = i % len(replicas)
-        body = {"trip": trip, "key": f"rider-{i % 97}"}
+        body = {"features": trip, "key": f"rider-{i % 97}"}
         status, seconds = _post(f"{replicas[target].url}/predict", body, f"burst-{i:06d}")
         return status, seconds, target
 

@@ -1,9 +1,12 @@
-"""The prediction service: ``uvicorn --factory <package>.serving.app:create_app``.
+"""The prediction service: ``<project> serve`` (uvicorn, the factory ``create_app``).
 
-Models are loaded once at start-up (lifespan); a request does no registry lookup, and for the
-linear family no DataFrame either. Every prediction is queued to the prediction log. The predict
-endpoints read their JSON body in one pydantic-core pass (``bodies.py``): same validation, same
-422s, same OpenAPI schema as declared parameters, a fraction of the per-request cost.
+Request and response bodies are built from the contract (``schemas.py``) and taken through
+FastAPI's own models, so every endpoint refuses bad input the same way (422, each bad field
+named) and ``/docs`` shows the real fields. Models are loaded once at start-up (lifespan); a
+request does no registry lookup. Predictions are held to the target's declared range and
+every one is queued to the prediction log under a request id used once: the caller's
+``X-Request-ID`` (a reused one gets 409) or one the service makes; batch row ``i`` is
+``<id>/<i>``.
 """
 
 from __future__ import annotations
@@ -15,39 +18,43 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from itertools import count
-from operator import attrgetter
 from time import perf_counter
-from typing import Any
+from typing import Annotated, Any
 from uuid import uuid4
 
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import FastAPI, Header, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import __version__
-from ..contract import FEATURES
-from .bodies import document, json_body, json_response, parse, request_id
+from ..problem import PROBLEM, DataValidationError
 from .limits import ERROR_RESPONSES, BodySizeLimit
 from .metrics import PREDICT, PREDICT_BATCH, ServiceMetrics
 from .models import ModelSet, ServedModel, load_models, load_until_ready
 from .predictor import Row
 from .schemas import (
+    MAX_REQUEST_ID,
+    PREDICTED,
+    REQUEST_ID_PATTERN,
+    Attached,
     BatchRequest,
     BatchResponse,
     GroundTruthBatch,
     Health,
     Info,
     Invalid,
+    Message,
     ModelInfo,
     PredictRequest,
     PredictResponse,
-    Trip,
+    truth_pairs,
 )
 from .settings import ServingSettings
-from .store import LoggedBatch, LoggedPrediction, PredictionLog, make_engine, upsert_ground_truth
+from .store import LoggedBatch, LoggedPrediction, PredictionLog, attach_ground_truth, make_engine
 
 log = logging.getLogger(__name__)
 Loader = Callable[[ServingSettings], ModelSet]
@@ -56,9 +63,21 @@ NOT_READY: dict[int | str, dict[str, Any]] = {
 }
 PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
     **NOT_READY,
+    409: {"description": "This X-Request-ID was used before", "model": Message},
     422: {"description": "Validation Error", "model": Invalid},
 }
-_features: Callable[[Trip], Any] = attrgetter(*FEATURES)  # a tuple in FEATURES order
+RequestId = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=MAX_REQUEST_ID,
+        pattern=REQUEST_ID_PATTERN,
+        description="Your id for this request, used once, without '/' (default: a new one)",
+    ),
+]
+LOW, HIGH = PROBLEM.target_range
+#: Seconds ``/ground-truth`` waits for predictions still queued to reach the log.
+TRUTH_FLUSH_SECONDS = 10.0
 
 
 class ServiceState:
@@ -70,10 +89,14 @@ class ServiceState:
         self.settings = settings
         self.engine = engine
         self.metrics = metrics
-        self.log = PredictionLog(engine, flush_interval=settings.log_flush_interval)
+        self.log = PredictionLog(
+            engine,
+            flush_interval=settings.log_flush_interval,
+            dead_letter=settings.dead_letter_path,
+        )
         metrics.watch_log(self.log)
         self.models = models
-        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+        self._children: dict[tuple[str, str, int], tuple[Any, ...]] = {}
         self._id_prefix = uuid4().hex[:16]  # per process (made in the lifespan, after any fork)
         self._ids = count()
         self.swap(models)
@@ -82,6 +105,25 @@ class ServiceState:
         """A unique id: this process's random prefix and a counter (a uuid4 costs more)."""
         return f"{self._id_prefix}{next(self._ids):08x}"
 
+    async def request_id(self, given: str | None, endpoint: str) -> tuple[str, str | None]:
+        """The id to log under, and the caller's id claimed for it (released once logged).
+
+        409 when the caller's id is queued or logged already: a prediction is never logged
+        twice under one id, nor silently left out.
+        """
+        if given is None:
+            return self.new_request_id(), None
+        if self.log.claim(given):
+            if not await run_in_threadpool(self.log.logged, given):
+                return given, given
+            self.log.release(given)
+        self.metrics.rejected.labels(endpoint, "409").inc()
+        raise HTTPException(
+            409,
+            detail=f"X-Request-ID {given!r} was used before; send a new id per request "
+            "(or none: the service makes one)",
+        )
+
     def swap(self, models: ModelSet) -> None:
         """Serve ``models`` from the next request on (requests in flight keep theirs)."""
         self.models = models
@@ -89,7 +131,9 @@ class ServiceState:
         for model in models.by_variant.values():
             self.metrics.model_loaded.labels(model.variant, str(model.version)).set(1)
 
-    def observe(self, endpoint: str, model: ServedModel, count: int, seconds: float) -> None:
+    def observe(
+        self, endpoint: str, model: ServedModel, count: int, clipped: int, seconds: float
+    ) -> None:
         key = (endpoint, model.variant, model.version)
         children = self._children.get(key)
         if children is None:
@@ -98,28 +142,35 @@ class ServiceState:
                 self.metrics.requests.labels(*labels, "ok"),
                 self.metrics.latency.labels(*labels),
                 self.metrics.predictions.labels(model.variant, str(model.version)),
+                self.metrics.clipped.labels(model.variant, str(model.version)),
             )
             self._children[key] = children
-        requests, latency, predictions = children
+        requests, latency, predictions, held = children
         requests.inc()
         latency.observe(seconds)
         predictions.inc(count)
+        if clipped:
+            held.inc(clipped)
 
     def close(self) -> None:
         self.log.close()
         self.engine.dispose()
 
 
-def _rows(trips: Sequence[Trip]) -> list[Row]:
-    if len(FEATURES) == 1:  # attrgetter of one name returns the value, not a tuple
-        return [(_features(trip),) for trip in trips]
-    return [_features(trip) for trip in trips]
+def held(values: Sequence[float]) -> tuple[list[float], list[bool]]:
+    """``values`` held to the target's declared range, and which of them were outside it."""
+    out, clipped = [], []
+    for value in values:
+        outside = not LOW <= value <= HIGH
+        out.append(min(max(value, LOW), HIGH) if outside else value)
+        clipped.append(outside)
+    return out, clipped
 
 
-async def _predict(model: ServedModel, rows: list[Row]) -> list[float]:
+async def _predict(model: ServedModel, rows: list[Row]) -> tuple[list[float], list[bool]]:
     if model.predictor.fast_path:
-        return model.predictor.predict_rows(rows)
-    return await run_in_threadpool(model.predictor.predict_rows, rows)  # keep the loop free
+        return held(model.predictor.predict_rows(rows))
+    return held(await run_in_threadpool(model.predictor.predict_rows, rows))  # loop stays free
 
 
 def _too_many(count: int, limit: int) -> RequestValidationError:
@@ -127,8 +178,8 @@ def _too_many(count: int, limit: int) -> RequestValidationError:
         [
             {
                 "type": "too_long",
-                "loc": ("body", "trips"),
-                "msg": f"at most {limit} trips per request (SERVING_MAX_BATCH_SIZE), got {count}",
+                "loc": ("body", "rows"),
+                "msg": f"at most {limit} rows per request (SERVING_MAX_BATCH_SIZE), got {count}",
                 "input": None,
             }
         ]
@@ -143,16 +194,21 @@ def _errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def _endpoint(request: Request) -> str:
+    """The route's path (one label per endpoint), else the URL's."""
+    return str(getattr(request.scope.get("route"), "path", request.url.path))
+
+
 def create_app(settings: ServingSettings | None = None, loader: Loader = load_models) -> FastAPI:
     """Build the app; ``loader`` returns the models (the registry by default, a stub in tests)."""
     settings = settings or ServingSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.prediction_log_url)  # a log of another contract: refused
         models = await run_in_threadpool(loader, settings)
         if not models.ready:
             log.warning("serving without a model: %s", models.problem)
-        engine = make_engine(settings.prediction_log_url)
         app.state.service = ServiceState(settings, models, engine, ServiceMetrics())
         gc.collect()  # then freeze: modules and models live on, full collections skip them
         gc.freeze()  # (a full collection over them paused requests for 100+ ms under load)
@@ -166,11 +222,14 @@ def create_app(settings: ServingSettings | None = None, loader: Loader = load_mo
                 await retry
         app.state.service.close()
 
+    target = PROBLEM.target
+    unit = f" ({target.unit})" if target.unit else ""
     app = FastAPI(
-        title="Trip duration service",
+        title=f"{PROBLEM.name} service",
         version=__version__,
-        description="Predicts taxi trip durations (minutes) with the registry's champion, "
-        "A/B testing a challenger on a sticky share of callers.",
+        description=f"Predicts {target.name}{unit} with the registry's champion, A/B testing a "
+        "challenger on a sticky share of callers; predictions are held to the target's "
+        "declared range.",
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
     )
@@ -180,7 +239,7 @@ def create_app(settings: ServingSettings | None = None, loader: Loader = load_mo
         state: ServiceState = app.state.service
         return state
 
-    def pick(key: str, endpoint: str) -> ServedModel:
+    def pick(endpoint: str, key: str) -> ServedModel:
         models = service().models
         model = models.pick(key)
         if model is None:
@@ -188,30 +247,45 @@ def create_app(settings: ServingSettings | None = None, loader: Loader = load_mo
             raise HTTPException(503, detail=f"no model loaded: {models.problem}")
         return model
 
+    async def answer(
+        endpoint: str, key: str | None, given: str | None, rows: list[Row]
+    ) -> tuple[ServedModel, str, str | None, list[float], list[bool]]:
+        """The model, request id (and caller's id claimed) and held predictions for ``rows``."""
+        state = service()
+        rid, claim = await state.request_id(given, endpoint)
+        try:
+            model = pick(endpoint, key or rid)
+            values, clipped = await _predict(model, rows)
+        except BaseException:
+            if claim is not None:
+                state.log.release(claim)
+            raise
+        return model, rid, claim, values, clipped
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        route = request.scope.get("route")  # its path, not the URL: one label per endpoint
-        service().metrics.rejected.labels(getattr(route, "path", request.url.path), "422").inc()
+        service().metrics.rejected.labels(_endpoint(request), "422").inc()
         return JSONResponse({"detail": _errors(exc)}, status_code=422)
 
+    @app.exception_handler(DataValidationError)
+    async def off_contract(request: Request, exc: DataValidationError) -> JSONResponse:
+        service().metrics.rejected.labels(_endpoint(request), "422").inc()
+        detail = [{"loc": ["body"], "msg": str(exc), "type": "contract"}]
+        return JSONResponse({"detail": detail}, status_code=422)
+
     @app.post(
-        PREDICT,
-        tags=["predict"],
-        response_model=PredictResponse,
-        responses=PREDICT_RESPONSES,
-        openapi_extra=json_body(PredictRequest),
+        PREDICT, tags=["predict"], response_model=PredictResponse, responses=PREDICT_RESPONSES
     )
-    async def predict(request: Request) -> Response:
-        """Predict one trip's duration."""
+    async def predict(body: PredictRequest, x_request_id: RequestId = None) -> Any:
+        """Predict for one row of features."""
         start = perf_counter()
-        body = parse(PredictRequest, request, await request.body())
         state = service()
-        rid = request_id(request) or state.new_request_id()
-        model = pick(body.key or rid, PREDICT)
-        rows = _rows([body.trip])
-        (value,) = await _predict(model, rows)
+        rows = [body.features.row()]
+        model, rid, claim, (value,), (clipped,) = await answer(
+            PREDICT, body.key, x_request_id, rows
+        )
         seconds = perf_counter() - start
-        state.observe(PREDICT, model, 1, seconds)
+        state.observe(PREDICT, model, 1, int(clipped), seconds)
         state.log.record(
             LoggedPrediction(
                 datetime.now(UTC),
@@ -222,38 +296,37 @@ def create_app(settings: ServingSettings | None = None, loader: Loader = load_mo
                 rows[0],
                 value,
                 seconds * 1000,
+                clipped,
+                body.features.extras(),
+                claim,
             )
         )
-        return json_response(
-            {
-                "request_id": rid,
-                "duration": value,
-                "variant": model.variant,
-                "model_version": model.version,
-            }
-        )
+        return {
+            "request_id": rid,
+            PREDICTED: value,
+            "variant": model.variant,
+            "model_version": model.version,
+        }
 
     @app.post(
         PREDICT_BATCH,
         tags=["predict"],
         response_model=BatchResponse,
         responses=PREDICT_RESPONSES,
-        openapi_extra=json_body(BatchRequest),
     )
-    async def predict_batch(request: Request) -> Response:
-        """Predict several trips; each gets its own request id ``<batch id>-<index>``."""
+    async def predict_batch(body: BatchRequest, x_request_id: RequestId = None) -> Any:
+        """Predict for several rows; row ``i`` gets the request id ``<batch id>/<i>``."""
         start = perf_counter()
-        body = parse(BatchRequest, request, await request.body())
-        if len(body.trips) > settings.max_batch_size:
-            raise _too_many(len(body.trips), settings.max_batch_size)
+        if len(body.rows) > settings.max_batch_size:
+            raise _too_many(len(body.rows), settings.max_batch_size)
         state = service()
-        batch_id = request_id(request) or state.new_request_id()
-        model = pick(body.key or batch_id, PREDICT_BATCH)
-        rows = _rows(body.trips)
-        values = await _predict(model, rows)
+        rows = [features.row() for features in body.rows]
+        model, batch_id, claim, values, clipped = await answer(
+            PREDICT_BATCH, body.key, x_request_id, rows
+        )
         seconds = perf_counter() - start
-        state.observe(PREDICT_BATCH, model, len(rows), seconds)
-        ids = tuple([f"{batch_id}-{i}" for i in range(len(rows))])
+        state.observe(PREDICT_BATCH, model, len(rows), sum(clipped), seconds)
+        ids = tuple([f"{batch_id}/{i}" for i in range(len(rows))])
         state.log.record(  # one entry, of tuples: the collector untracks them while queued
             LoggedBatch(
                 datetime.now(UTC),
@@ -264,24 +337,39 @@ def create_app(settings: ServingSettings | None = None, loader: Loader = load_mo
                 tuple(rows),
                 tuple(values),
                 seconds * 1000,
+                tuple(clipped),
+                tuple(features.extras() for features in body.rows),
+                claim,
             )
         )
-        return json_response(
-            {
-                "variant": model.variant,
-                "model_version": model.version,
-                "predictions": [
-                    {"request_id": rid, "duration": value}
-                    for rid, value in zip(ids, values, strict=True)
-                ],
-            }
-        )
+        return {
+            "variant": model.variant,
+            "model_version": model.version,
+            "predictions": [
+                {"request_id": rid, PREDICTED: value}
+                for rid, value in zip(ids, values, strict=True)
+            ],
+        }
 
-    @app.post("/ground-truth", tags=["monitoring"])
-    def ground_truth(body: GroundTruthBatch) -> dict[str, int]:
-        """Attach actual durations to served predictions by request id."""
-        items = [(item.request_id, item.duration) for item in body.items]
-        return {"attached": upsert_ground_truth(service().engine, items)}
+    @app.post(
+        "/ground-truth",
+        tags=["monitoring"],
+        responses={503: {"description": "The prediction log is unreachable", "model": Message}},
+    )
+    def ground_truth(body: GroundTruthBatch) -> Attached:
+        """Attach actual target values to served predictions by request id.
+
+        Says how many were attached, and lists a sample of the ids the log does not hold.
+        """
+        state = service()
+        state.log.flush(TRUTH_FLUSH_SECONDS)  # predictions served a moment ago count too
+        try:
+            done = attach_ground_truth(state.engine, truth_pairs(body))
+        except SQLAlchemyError as exc:
+            log.exception("attaching ground truth failed")
+            detail = f"prediction log unreachable: {type(exc).__name__}"
+            raise HTTPException(503, detail=detail) from None
+        return Attached(attached=done.attached, unknown=done.unknown, unknown_ids=done.unknown_ids)
 
     @app.get("/health/live", tags=["health"])
     async def live() -> Health:
@@ -321,5 +409,4 @@ def create_app(settings: ServingSettings | None = None, loader: Loader = load_mo
         registry = service().metrics.registry
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    document(app, PredictRequest, BatchRequest)
     return app

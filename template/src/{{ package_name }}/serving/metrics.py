@@ -24,7 +24,7 @@ class LogCounts(Protocol):
 
     errors: int
     dropped: int
-    duplicates: int
+    rejected: int
 
     def pending(self) -> int: ...
 
@@ -48,13 +48,13 @@ class _LogCollector(Collector):
         )
         yield CounterMetricFamily(
             "prediction_log_dropped",
-            "Predictions given up on by the prediction log (buffer full, or down at shutdown).",
+            "Predictions given up on (buffer full, or down at shutdown), set aside.",
             value=self.log.dropped,
         )
         yield CounterMetricFamily(
-            "prediction_log_duplicate_ids",
-            "Predictions not logged because their request id was already logged.",
-            value=self.log.duplicates,
+            "prediction_log_rejected",
+            "Predictions the database refused, set aside in the dead-letter file.",
+            value=self.log.rejected,
         )
 
 
@@ -78,7 +78,7 @@ class ServiceMetrics:
         )
         self.predictions = Counter(
             "predictions",
-            "Predictions served (a batch counts each trip), by variant and model version.",
+            "Predictions served (a batch counts each row), by variant and model version.",
             ["variant", "model_version"],
             registry=self.registry,
         )
@@ -86,6 +86,12 @@ class ServiceMetrics:
             "rejected_requests",
             "Requests refused before prediction, by endpoint and HTTP status.",
             ["endpoint", "status"],
+            registry=self.registry,
+        )
+        self.clipped = Counter(
+            "predictions_clipped",
+            "Predictions held to the target's declared range, by variant and model version.",
+            ["variant", "model_version"],
             registry=self.registry,
         )
         self.model_loaded = Gauge(

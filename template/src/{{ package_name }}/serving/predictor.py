@@ -1,34 +1,46 @@
-"""Predictors: a fitted pipeline, plus an exact shortcut for one-hot + linear pipelines.
+"""Predictors: a fitted pipeline, and a shortcut for the one-hot + linear family.
 
-For the default ``linear`` family (``features.build_pipeline``) a prediction is
-``intercept + w[pickup zone] + w[drop-off zone] + w_distance * (distance - mean) / scale``.
-:class:`LinearPredictor` reads those numbers from the fitted pipeline once, at load time, and
-evaluates the sum in the order scikit-learn's sparse product uses, so it returns the same
-floats without building a DataFrame per request. Any other pipeline goes through
-:class:`PipelinePredictor`.
+A ``linear`` pipeline (``features.build_pipeline``) predicts a sum: the intercept, one weight
+per category of each categorical feature (one-hot; unseen categories add nothing) and, per
+numeric feature, a slope times the imputed, scaled value. :class:`LinearPredictor` reads those
+numbers from the fitted pipeline once and adds them up per row, without a DataFrame. It is
+used only if it gives the pipeline's predictions on rows drawn from the contract (plus unseen
+categories and missing values) when the model is loaded; any other model, or a disagreement,
+is served by :class:`PipelinePredictor`. Predictions are raw: the service holds them to the
+target's range.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from ..contract import CATEGORICAL_FEATURES, FEATURES, NUMERICAL_FEATURES
-from ..predict import predict
+from ..problem import PROBLEM, Problem
+from ..sampledata import sample_frame
 
-#: One row of features in ``contract.FEATURES`` order.
-Row = tuple[float, ...]
+log = logging.getLogger(__name__)
+#: One row of features in ``PROBLEM.features`` order (None: a missing value).
+Row = tuple[Any, ...]
+#: Per categorical feature: its index in a row, weight per category, weight of a missing value.
+CategoryTerm = tuple[int, dict[Any, float], float]
+#: Per numeric feature: its index in a row, value for a missing one, mean, scale and slope.
+NumberTerm = tuple[int, float, float, float, float]
+CHECK_ROWS = 200
+RELATIVE_TOLERANCE = 1e-9
 
 
 class Predictor(Protocol):
-    """Turns rows of features into predicted durations."""
+    """Turns rows of features into raw predictions of the target."""
 
     fast_path: bool
 
@@ -36,40 +48,41 @@ class Predictor(Protocol):
 
 
 class PipelinePredictor:
-    """Any fitted pipeline, through the level-1 ``predict`` (a DataFrame per call)."""
+    """Any fitted pipeline, on rows validated and typed by the contract (a DataFrame a call)."""
 
     fast_path = False
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, problem: Problem = PROBLEM) -> None:
         self.pipeline = pipeline
+        self.problem = problem
 
     def predict_rows(self, rows: Sequence[Row]) -> list[float]:
-        frame = pd.DataFrame(list(rows), columns=FEATURES)
-        return [float(value) for value in predict(self.pipeline, frame)]
+        frame = pd.DataFrame(list(rows), columns=self.problem.features)
+        valid = self.problem.validate(frame, "request")
+        return [float(v) for v in self.pipeline.predict(self.problem.feature_frame(valid))]
 
 
 class LinearPredictor:
-    """One-hot zones + scaled distance + linear regressor, evaluated from lookup tables."""
+    """A one-hot + linear pipeline, evaluated from lookup tables."""
 
     fast_path = True
 
     def __init__(
-        self,
-        intercept: float,
-        zone_weights: list[dict[int, float]],
-        numeric: list[tuple[float, float, float]],
+        self, intercept: float, categories: list[CategoryTerm], numbers: list[NumberTerm]
     ) -> None:
         self.intercept = intercept
-        self.zone_weights = zone_weights  # per categorical feature: category -> weight
-        self.numeric = numeric  # per numerical feature: (mean, scale, weight)
+        self.categories = categories
+        self.numbers = numbers
 
     def predict_one(self, row: Row) -> float:
+        # in the order scikit-learn's sparse product adds them: categories, numbers, intercept
         total = 0.0
-        n_cat = len(self.zone_weights)
-        for weights, value in zip(self.zone_weights, row[:n_cat], strict=True):
-            total += weights.get(int(value), 0.0)  # unseen categories add nothing
-        for (mean, scale, weight), value in zip(self.numeric, row[n_cat:], strict=True):
-            total += (value - mean) / scale * weight
+        for index, weights, missing in self.categories:
+            value = row[index]
+            total += missing if value is None else weights.get(value, 0.0)
+        for index, fill, mean, scale, slope in self.numbers:
+            value = row[index]
+            total += ((fill if value is None else value) - mean) / scale * slope
         return total + self.intercept
 
     def predict_rows(self, rows: Sequence[Row]) -> list[float]:
@@ -86,39 +99,140 @@ def _plain_one_hot(encoder: object) -> bool:
     )
 
 
-def linear_predictor(pipeline: Pipeline) -> LinearPredictor | None:
-    """The lookup-table form of ``pipeline``, or None when it is not the plain linear family."""
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _category_terms(
+    encoder: OneHotEncoder, indexes: list[int], coef: np.ndarray, offset: int
+) -> tuple[list[CategoryTerm], int]:
+    terms = []
+    for index, categories in zip(indexes, encoder.categories_, strict=True):
+        weights, missing = {}, 0.0
+        for i, category in enumerate(categories.tolist()):  # numpy scalars -> Python values
+            if _is_missing(category):
+                missing = float(coef[offset + i])
+            else:
+                weights[category] = float(coef[offset + i])
+        terms.append((index, weights, missing))
+        offset += len(categories)
+    return terms, offset
+
+
+def _number_steps(transformer: object) -> tuple[np.ndarray | None, StandardScaler | None] | None:
+    """The imputer's fill values and the scaler of a numeric transformer (None: unsupported)."""
+    steps = (
+        list(transformer.named_steps.values())
+        if isinstance(transformer, Pipeline)
+        else [transformer]
+    )
+    fill, scaler = None, None
+    for step in steps:
+        if isinstance(step, SimpleImputer) and fill is None and scaler is None:
+            if step.add_indicator or not _is_missing(step.missing_values):
+                return None
+            fill = np.asarray(step.statistics_, dtype="float64")
+        elif isinstance(step, StandardScaler) and scaler is None:
+            scaler = step
+        elif step != "passthrough":
+            return None
+    return fill, scaler
+
+
+def _number_terms(
+    transformer: object, indexes: list[int], coef: np.ndarray, offset: int
+) -> tuple[list[NumberTerm], int] | None:
+    found = _number_steps(transformer)
+    if found is None:
+        return None
+    fill, scaler = found
+    n = len(indexes)
+    means = scaler.mean_ if scaler is not None and scaler.with_mean else np.zeros(n)
+    scales = scaler.scale_ if scaler is not None and scaler.with_std else np.ones(n)
+    fills = fill if fill is not None else np.full(n, np.nan)
+    if len(fills) != n:  # the imputer dropped a column that was empty in training
+        return None
+    terms = [
+        (index, float(fills[i]), float(means[i]), float(scales[i]), float(coef[offset + i]))
+        for i, index in enumerate(indexes)
+    ]
+    return terms, offset + n
+
+
+def linear_predictor(pipeline: Pipeline, problem: Problem = PROBLEM) -> LinearPredictor | None:
+    """The lookup-table form of a one-hot + linear ``pipeline``, or None for other layouts."""
     steps = list(pipeline.named_steps.values())
     if len(steps) != 2 or not isinstance(steps[0], ColumnTransformer):
         return None
     pre, regressor = steps
     if type(regressor) not in (Ridge, LinearRegression) or np.ndim(regressor.coef_) != 1:
         return None
-    fitted = [(n, t, c) for n, t, c in pre.transformers_ if n != "remainder" or t != "drop"]
-    if len(fitted) != 2:
-        return None
-    (_, encoder, cat_cols), (_, scaler, num_cols) = fitted
-    if list(cat_cols) != CATEGORICAL_FEATURES or list(num_cols) != NUMERICAL_FEATURES:
-        return None
-    if not _plain_one_hot(encoder) or not isinstance(scaler, StandardScaler):
-        return None
-    if not (scaler.with_mean and scaler.with_std):
-        return None
+    position = {name: index for index, name in enumerate(problem.features)}
     coef = np.asarray(regressor.coef_, dtype="float64")
-    zone_weights, offset = [], 0
-    for categories in encoder.categories_:
-        zone_weights.append({int(c): float(coef[offset + i]) for i, c in enumerate(categories)})
-        offset += len(categories)
-    numeric = [
-        (float(m), float(s), float(coef[offset + i]))
-        for i, (m, s) in enumerate(zip(scaler.mean_, scaler.scale_, strict=True))
-    ]
-    if offset + len(numeric) != coef.size:
+    categories: list[CategoryTerm] = []
+    numbers: list[NumberTerm] = []
+    offset = 0
+    for name, transformer, columns in pre.transformers_:
+        if len(columns) == 0 or (name == "remainder" and transformer == "drop"):
+            continue
+        if any(column not in position for column in columns):
+            return None
+        indexes = [position[column] for column in columns]
+        if _plain_one_hot(transformer):
+            terms, offset = _category_terms(transformer, indexes, coef, offset)
+            categories += terms
+        else:
+            found = _number_terms(transformer, indexes, coef, offset)
+            if found is None:
+                return None
+            more, offset = found
+            numbers += more
+    if offset != coef.size:
         return None
-    return LinearPredictor(float(regressor.intercept_), zone_weights, numeric)
+    return LinearPredictor(float(regressor.intercept_), categories, numbers)
 
 
-def make_predictor(pipeline: Pipeline) -> Predictor:
-    """The fastest exact predictor for ``pipeline``."""
-    fast = linear_predictor(pipeline)
-    return fast if fast is not None else PipelinePredictor(pipeline)
+def check_rows(problem: Problem = PROBLEM, n_rows: int = CHECK_ROWS) -> list[Row]:
+    """Rows drawn from the contract, plus unseen categories and missing values where allowed."""
+    frame = problem.feature_frame(sample_frame(n_rows, seed=7, problem=problem))
+    rows: list[Row] = [tuple(row) for row in frame.astype(object).itertuples(index=False)]
+    first = list(rows[0])
+    for index, column in enumerate(problem.feature_columns):
+        if column.role == "categorical" and column.categories is None:
+            unseen: Any = "unseen category" if column.kind == "string" else column.maximum
+            if unseen is not None:
+                rows.append((*first[:index], unseen, *first[index + 1 :]))
+        if column.nullable:
+            rows.append((*first[:index], None, *first[index + 1 :]))
+    return [tuple(_python(value) for value in row) for row in rows]
+
+
+def _python(value: Any) -> Any:
+    """A value as a request delivers it: Python scalars, None for missing."""
+    if value is pd.NA or _is_missing(value):
+        return None
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
+
+
+def agrees(fast: Predictor, slow: Predictor, rows: Sequence[Row], problem: Problem) -> bool:
+    """Whether ``fast`` gives ``slow``'s predictions on ``rows`` (to rounding)."""
+    try:
+        ours = np.asarray(fast.predict_rows(rows), dtype="float64")
+    except (TypeError, ValueError, KeyError):
+        return False
+    theirs = np.asarray(slow.predict_rows(rows), dtype="float64")
+    tolerance = RELATIVE_TOLERANCE * problem.target_scale
+    return bool(np.allclose(ours, theirs, rtol=RELATIVE_TOLERANCE, atol=tolerance))
+
+
+def make_predictor(pipeline: Pipeline, problem: Problem = PROBLEM) -> Predictor:
+    """The fastest predictor that gives ``pipeline``'s predictions."""
+    slow = PipelinePredictor(pipeline, problem)
+    fast = linear_predictor(pipeline, problem)
+    if fast is None:
+        return slow
+    if not agrees(fast, slow, check_rows(problem), problem):
+        log.warning("the linear shortcut disagrees with the pipeline; serving the pipeline")
+        return slow
+    return fast

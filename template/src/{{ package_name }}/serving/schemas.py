@@ -1,15 +1,30 @@
-"""Request and response bodies: strict, ranged, documented with examples.
+"""Request and response bodies, built from the contract (``problem.PROBLEM``).
 
-Field names follow the data contract (``contract.FEATURES``); change both together.
+A request row has one field per feature, typed and bounded as ``contract.py`` declares it:
+numbers with their bounds, categories with their allowed values, nullable features optional.
+The contract's event time and identifier may come along (optional; logged with the row).
+Answers name the target: ``predicted_<target>``, as batch scoring does. ``/docs`` and
+``openapi.json`` show exactly these fields: change ``contract.py`` and they follow.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import math
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, create_model
 
-from ..contract import ZONE_MAX, ZONE_MIN
+from ..problem import PROBLEM, Column, Problem
+
+#: The caller's ``X-Request-ID``: no ``/``, which separates a batch id from a row's index.
+REQUEST_ID_PATTERN = r"^[^/]+$"
+MAX_REQUEST_ID = 200
+MAX_GROUND_TRUTH = 100_000
+#: The answer's field of a prediction, as batch scoring names its column.
+PREDICTED = f"predicted_{PROBLEM.target.name}"
+CallerKey = Annotated[str, Field(min_length=1, max_length=200)]
+Row = tuple[Any, ...]
 
 
 def _whole_number(value: Any) -> Any:
@@ -19,57 +34,227 @@ def _whole_number(value: Any) -> Any:
     return value
 
 
-# Strict: "161" (text) and true (a bool) are refused, not coerced.
-Zone = Annotated[int, Field(ge=ZONE_MIN, le=ZONE_MAX, strict=True), BeforeValidator(_whole_number)]
-CallerKey = Annotated[str, Field(min_length=1, max_length=200)]
-MAX_DISTANCE = 500.0
-
-TRIP_EXAMPLE: dict[str, JsonValue] = {
-    "PULocationID": 161,
-    "DOLocationID": 236,
-    "trip_distance": 2.1,
-}
+def _plain(value: Any) -> Any:
+    """A category as JSON has it (numpy scalars from the contract become Python values)."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
 
 
-class Trip(BaseModel):
-    """One trip to price: pickup and drop-off TLC zones and the distance in miles."""
+def _bounds(column: Column) -> dict[str, Any]:
+    """``ge``/``le`` of the declared bounds (whole numbers for an integer column)."""
+    found: dict[str, Any] = {}
+    for key, bound in (("ge", column.minimum), ("le", column.maximum)):
+        if bound is not None and math.isfinite(bound):
+            found[key] = int(bound) if column.kind == "integer" and bound.is_integer() else bound
+    return found
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [TRIP_EXAMPLE]})
 
-    PULocationID: Zone
-    DOLocationID: Zone
-    trip_distance: float = Field(ge=0.0, le=MAX_DISTANCE, allow_inf_nan=False, strict=True)
+def field_type(column: Column) -> Any:
+    """The type of ``column``'s request field: its kind, bounds or allowed values, nullability.
+
+    Strict: text is not a number and a boolean is neither; a whole-number float is an integer.
+    """
+    kind: Any
+    if column.categories is not None:
+        kind = Literal[tuple(_plain(value) for value in column.categories)]
+        if column.kind == "integer":
+            kind = Annotated[kind, BeforeValidator(_whole_number)]
+    elif column.kind == "integer":
+        kind = Annotated[int, Field(strict=True, **_bounds(column)), BeforeValidator(_whole_number)]
+    elif column.kind == "number":
+        kind = Annotated[float, Field(strict=True, allow_inf_nan=False, **_bounds(column))]
+    elif column.kind == "string":
+        kind = Annotated[str, Field(strict=True, max_length=1_000)]
+    elif column.kind == "boolean":
+        kind = Annotated[bool, Field(strict=True)]
+    else:
+        kind = datetime
+    return kind | None if column.nullable else kind
+
+
+def describe(column: Column) -> str:
+    text = column.description or column.name
+    return f"{text} ({column.unit})" if column.unit else text
+
+
+def example(column: Column) -> JsonValue:
+    """A valid value of ``column`` for the documentation's examples."""
+    if column.categories:
+        value: JsonValue = _plain(column.categories[0])
+        return value
+    low, high = column.minimum, column.maximum
+    middle = 1.0
+    if low is not None and high is not None:
+        middle = (low + high) / 2
+    elif low is not None:
+        middle = low + 1
+    elif high is not None:
+        middle = high - 1
+    if column.kind == "integer":
+        return round(middle)
+    if column.kind == "number":
+        return middle
+    if column.kind == "boolean":
+        return True
+    if column.kind == "datetime":
+        return "2024-01-01T08:30:00"
+    return "text"
+
+
+def _python_name(index: int, name: str) -> str:
+    """``name`` if it can be a pydantic field name, else a stand-in (the alias keeps ``name``)."""
+    usable = name.isidentifier() and not name.startswith(("_", "model_"))
+    return name if usable and not hasattr(BaseModel, name) else f"field_{index}"
+
+
+def example_row(problem: Problem = PROBLEM) -> dict[str, JsonValue]:
+    """A valid request row of ``problem``, for the documentation."""
+    return {column.name: example(column) for column in problem.feature_columns}
+
+
+def _examples(schema: dict[str, Any], model: type) -> None:
+    schema["examples"] = [getattr(model, "example", {})]
+
+
+class FeatureRow(BaseModel):
+    """One row of model inputs; its fields are the contract's (see ``features_model``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_extra=_examples)
+
+    #: Python names of the features in model order, then of the optional extras.
+    feature_fields: ClassVar[tuple[str, ...]] = ()
+    extra_fields: ClassVar[tuple[str, ...]] = ()
+    example: ClassVar[dict[str, JsonValue]] = {}
+
+    def row(self) -> Row:
+        """The features in model order (``PROBLEM.features``)."""
+        values = self.__dict__
+        return tuple([values[name] for name in self.feature_fields])
+
+    def extras(self) -> Row:
+        """The event time and identifier (None when not given), as ``extra_columns`` lists."""
+        values = self.__dict__
+        return tuple([values[name] for name in self.extra_fields])
+
+
+def extra_columns(problem: Problem = PROBLEM) -> list[Column]:
+    """The contract's event time and identifier: optional in a request, logged with the row."""
+    return [c for c in problem.columns if c.role in ("event_time", "identifier")]
+
+
+def features_model(problem: Problem = PROBLEM) -> type[FeatureRow]:
+    """The request row model of ``problem``: its features, then optional time and id fields."""
+    fields: dict[str, Any] = {}
+    names: list[str] = []
+    for index, column in enumerate([*problem.feature_columns, *extra_columns(problem)]):
+        name = _python_name(index, column.name)
+        names.append(name)
+        kind = field_type(column)
+        optional = column.nullable or column.role not in ("categorical", "numeric")
+        info = Field(
+            default=None if optional else ...,
+            alias=None if name == column.name else column.name,
+            description=describe(column),
+        )
+        fields[name] = (kind | None if optional else kind, info)
+    model = create_model(
+        "Features",
+        __base__=FeatureRow,
+        __doc__=f"One row to predict for ({problem.name}): the features contract.py declares.",
+        **fields,
+    )
+    n = len(problem.features)
+    model.feature_fields, model.extra_fields = tuple(names[:n]), tuple(names[n:])
+    model.example = example_row(problem)
+    return model
+
+
+class TruthItem(BaseModel):
+    """An actual target value; its value field is the contract's target (``truth_model``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    request_id: str = Field(min_length=1, max_length=MAX_REQUEST_ID + 20)
+    value_field: ClassVar[str] = ""
+
+    def pair(self) -> tuple[str, float]:
+        """(request id, actual value)."""
+        value: float = self.__dict__[self.value_field]
+        return self.request_id, value
+
+
+def truth_model(problem: Problem = PROBLEM) -> type[TruthItem]:
+    """An actual target value of a served prediction, held to the target's declared range."""
+    target = problem.target
+    name = _python_name(0, target.name)
+    value = Annotated[float, Field(strict=True, allow_inf_nan=False, **_bounds(target))]
+    alias = None if name == target.name else target.name
+    fields: dict[str, Any] = {name: (value, Field(alias=alias, description=describe(target)))}
+    model = create_model(
+        "GroundTruth",
+        __base__=TruthItem,
+        __doc__=f"The actual {target.name} of a served prediction, known later.",
+        **fields,
+    )
+    model.value_field = name
+    return model
+
+
+def prediction_model(problem: Problem = PROBLEM) -> type[BaseModel]:
+    """A prediction as the service answers it: ``predicted_<target>`` and its request id."""
+    described = f"Predicted {describe(problem.target)}, within its declared range."
+    fields: dict[str, Any] = {
+        "request_id": (str, ...),
+        f"predicted_{problem.target.name}": (float, Field(description=described)),
+    }
+    return create_model(
+        "Prediction",
+        __doc__="A prediction, and the request id to attach the actual value to later.",
+        **fields,
+    )
+
+
+if TYPE_CHECKING:  # mypy sees plain models; at run time they carry the contract's fields
+
+    class Features(FeatureRow):
+        """One row to predict for."""
+
+    class GroundTruth(TruthItem):
+        """An actual target value."""
+
+    class Prediction(BaseModel):
+        """A prediction."""
+
+        request_id: str
+
+else:
+    Features = features_model()
+    GroundTruth = truth_model()
+    Prediction = prediction_model()
 
 
 class PredictRequest(BaseModel):
-    """A single prediction; ``key`` (a rider or session id) keeps the caller on one variant."""
+    """One row to predict for; ``key`` (a user or session id) keeps the caller on one variant."""
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"key": "rider-42", "trip": TRIP_EXAMPLE}]},
+        json_schema_extra={"examples": [{"features": example_row(), "key": "user-42"}]},
     )
 
-    trip: Trip
+    features: Features
     key: CallerKey | None = None
 
 
 class BatchRequest(BaseModel):
-    """Several trips from one caller, answered by one variant."""
+    """Several rows from one caller, answered by one variant."""
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"key": "fleet-7", "trips": [TRIP_EXAMPLE] * 2}]},
+        json_schema_extra={"examples": [{"rows": [example_row()] * 2, "key": "user-7"}]},
     )
 
-    trips: list[Trip] = Field(min_length=1)
+    rows: list[Features] = Field(min_length=1)
     key: CallerKey | None = None
-
-
-class Prediction(BaseModel):
-    """A predicted duration and the id to attach the actual duration to later."""
-
-    request_id: str
-    duration: float = Field(description="Predicted trip duration in minutes.")
 
 
 class PredictResponse(Prediction):
@@ -80,28 +265,32 @@ class PredictResponse(Prediction):
 
 
 class BatchResponse(BaseModel):
-    """One prediction per trip, in order."""
+    """One prediction per row, in order; row ``i``'s request id is ``<batch id>/<i>``."""
 
     variant: str
     model_version: int
     predictions: list[Prediction]
 
 
-class GroundTruth(BaseModel):
-    """The actual duration of a served trip, known later."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    request_id: str = Field(min_length=1, max_length=200)
-    duration: float = Field(ge=0.0, le=24 * 60, allow_inf_nan=False, strict=True)
-
-
 class GroundTruthBatch(BaseModel):
-    """Actual durations to attach by request id."""
+    """Actual target values to attach by request id."""
 
     model_config = ConfigDict(extra="forbid")
 
-    items: list[GroundTruth] = Field(min_length=1, max_length=100_000)
+    items: list[GroundTruth] = Field(min_length=1, max_length=MAX_GROUND_TRUTH)
+
+
+def truth_pairs(batch: GroundTruthBatch) -> list[tuple[str, float]]:
+    """(request id, actual value) of each item."""
+    return [item.pair() for item in batch.items]
+
+
+class Attached(BaseModel):
+    """What ``/ground-truth`` did: how many values it attached, and which ids it did not know."""
+
+    attached: int
+    unknown: int = Field(description="Request ids never served (or not logged yet).")
+    unknown_ids: list[str] = Field(description="A sample of the unknown request ids.")
 
 
 class ModelInfo(BaseModel):
@@ -130,7 +319,7 @@ class Health(BaseModel):
 
 
 class FieldError(BaseModel):
-    """One reason a request was refused: where (``["body", "trip", "PULocationID"]``) and why."""
+    """One reason a request was refused: where (``["body", "features", "<name>"]``) and why."""
 
     loc: list[str | int]
     msg: str
@@ -141,3 +330,9 @@ class Invalid(BaseModel):
     """A request refused before prediction (422), one entry per bad field."""
 
     detail: list[FieldError]
+
+
+class Message(BaseModel):
+    """A refusal explained in one line (409, 503)."""
+
+    detail: str

@@ -32,7 +32,7 @@ class ServingSettings(BaseSettings):
         description="Share of caller keys routed to the challenger when one is registered.",
     )
     max_batch_size: int = Field(
-        default=1_000, ge=1, le=100_000, description="Most trips accepted in one batch request."
+        default=1_000, ge=1, le=100_000, description="Most rows accepted in one batch request."
     )
     prediction_log_url: str = Field(
         default_factory=default_log_url,
@@ -48,6 +48,10 @@ class ServingSettings(BaseSettings):
     )
     log_flush_interval: float = Field(
         default=0.5, gt=0.0, le=60.0, description="Seconds between prediction-log writes."
+    )
+    dead_letter_path: Path = Field(
+        default=DEFAULT_STATE_DIR / "prediction-log-set-aside.jsonl",
+        description="Where prediction-log rows the database refuses are kept (JSON lines).",
     )
     max_body_bytes: int = Field(
         default=10 * 1024 * 1024,

@@ -1,23 +1,31 @@
-"""The prediction log and ground truth tables, and a writer that never blocks a prediction.
+"""The prediction log and ground-truth tables, built from the contract, and their writer.
 
-Any SQLAlchemy URL works: SQLite by default, PostgreSQL (``postgresql+psycopg://...``) when the
-service is scaled out. Feature columns follow ``contract.FEATURES``.
+``predictions`` holds one row per served prediction: when, its request id, the caller's key,
+variant and model version, the contract's features with their types (categories that are
+text stay text), its event time and identifier when the caller gave them, the prediction,
+whether it was held to the target's range (``clipped``) and the latency. ``ground_truth``
+holds the actual target value by request id. Any SQLAlchemy URL works: SQLite by default,
+PostgreSQL (``postgresql+psycopg://...``) when the service is scaled out. A log made for
+another contract is refused at start-up with the columns that differ.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import queue
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import chain, islice, repeat
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Engine,
@@ -29,55 +37,140 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    inspect,
+    or_,
+    select,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Dialect
-from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    NotSupportedError,
+    ProgrammingError,
+    StatementError,
+)
+from sqlalchemy.types import TypeEngine
 
-from ..contract import CATEGORICAL_FEATURES, FEATURES, TARGET
+from ..problem import PROBLEM, Problem
+from ..problem import Column as ContractColumn
+from .schemas import extra_columns
 
 log = logging.getLogger(__name__)
 metadata = MetaData()
 
-predictions = Table(
-    "predictions",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("ts", DateTime(timezone=True), nullable=False, index=True),
-    Column("request_id", String(220), nullable=False, unique=True),
-    Column("caller_key", String(200)),
-    Column("variant", String(20), nullable=False),
-    Column("model_version", Integer, nullable=False),
-    *(Column(f, Integer if f in CATEGORICAL_FEATURES else Float) for f in FEATURES),
-    Column("prediction", Float, nullable=False),
-    Column("latency_ms", Float, nullable=False),
-)
+#: The log's own columns; the contract's columns go between them.
+HEAD = ("ts", "request_id", "caller_key", "variant", "model_version")
+TAIL = ("prediction", "clipped", "latency_ms")
+ID_LENGTH = 220  # a caller's id (200) plus "/<row index>" of a batch
 
-#: The ``predictions`` columns a served prediction fills, in ``LoggedPrediction.values`` order.
-LOGGED_COLUMNS = (
-    "ts",
-    "request_id",
-    "caller_key",
-    "variant",
-    "model_version",
-    *FEATURES,
-    "prediction",
-    "latency_ms",
-)
-INDEX = {name: index for index, name in enumerate(LOGGED_COLUMNS)}
 
-ground_truth = Table(
-    "ground_truth",
-    metadata,
-    Column("request_id", String(220), primary_key=True),
-    Column(TARGET, Float, nullable=False),
-    Column("ts", DateTime(timezone=True), nullable=False),
-)
+class LogSchemaError(RuntimeError):
+    """An existing prediction log was made for another contract; the message says how."""
+
+
+def sql_type(column: ContractColumn) -> TypeEngine[Any]:
+    """The SQL type of a contract column (text categories stay text)."""
+    types: dict[str, TypeEngine[Any]] = {
+        "integer": Integer(),
+        "number": Float(),
+        "string": String(),
+        "boolean": Boolean(),
+        "datetime": DateTime(timezone=True),
+    }
+    return types[column.kind]
+
+
+def _logged(problem: Problem) -> list[ContractColumn]:
+    """The contract's columns the log keeps: features, then event time and identifier."""
+    columns = [*problem.feature_columns, *extra_columns(problem)]
+    clashes = sorted({c.name for c in columns} & {"id", *HEAD, *TAIL})
+    if clashes:
+        raise LogSchemaError(
+            f"contract.py: column(s) {clashes} clash with the prediction log's own; rename them"
+        )
+    return columns
+
+
+def log_tables(problem: Problem, into: MetaData) -> tuple[Table, Table]:
+    """The ``predictions`` and ``ground_truth`` tables of ``problem``."""
+    logged = Table(
+        "predictions",
+        into,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("ts", DateTime(timezone=True), nullable=False, index=True),
+        Column("request_id", String(ID_LENGTH), nullable=False, unique=True),
+        Column("caller_key", String(200)),
+        Column("variant", String(20), nullable=False),
+        Column("model_version", Integer, nullable=False),
+        *(Column(c.name, sql_type(c)) for c in _logged(problem)),
+        Column("prediction", Float, nullable=False),
+        Column("clipped", Boolean, nullable=False),
+        Column("latency_ms", Float, nullable=False),
+    )
+    truth = Table(
+        "ground_truth",
+        into,
+        Column("request_id", String(ID_LENGTH), primary_key=True),
+        Column(problem.target.name, Float, nullable=False),
+        Column("ts", DateTime(timezone=True), nullable=False),
+    )
+    return logged, truth
+
+
+predictions, ground_truth = log_tables(PROBLEM, metadata)
+TARGET = PROBLEM.target.name
+#: The ``predictions`` columns a served prediction fills, in the order entries give them.
+LOGGED_COLUMNS = tuple(c.name for c in predictions.columns if c.name != "id")
+
+
+def _python_type(kind: TypeEngine[Any]) -> type | None:
+    try:
+        found: type = kind.python_type
+    except NotImplementedError:
+        return None
+    return found
+
+
+def check_schema(engine: Engine, tables: Sequence[Table] = (predictions, ground_truth)) -> None:
+    """Refuse a log whose tables differ from the contract's (names or kinds of columns)."""
+    inspector = inspect(engine)
+    for table in tables:
+        if not inspector.has_table(table.name):
+            continue
+        found = {c["name"]: _python_type(c["type"]) for c in inspector.get_columns(table.name)}
+        wanted = {c.name: _python_type(c.type) for c in table.columns}
+        missing = sorted(set(wanted) - set(found))
+        unexpected = sorted(set(found) - set(wanted))
+        retyped = sorted(
+            f"{name} ({was.__name__} -> {kind.__name__})"
+            for name, kind in wanted.items()
+            if kind is not None and (was := found.get(name)) is not None and was is not kind
+        )
+        if missing or unexpected or retyped:
+            differences = "; ".join(
+                f"{what} {names}"
+                for what, names in (
+                    ("missing", missing),
+                    ("not in the contract", unexpected),
+                    ("other type", retyped),
+                )
+                if names
+            )
+            raise LogSchemaError(
+                f"prediction log {engine.url.render_as_string(hide_password=True)}: table "
+                f"{table.name!r} was made for another contract ({differences}); point "
+                "SERVING_PREDICTION_LOG_URL at a new database, or rename the old table to keep it"
+            )
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url`` with its tables created (SQLite: folder too, WAL for readers)."""
+    """An engine for ``url`` with its tables created and checked against the contract.
+
+    SQLite: the folder is created and the log is in WAL mode, so that readers never block the
+    writer. Raises :class:`LogSchemaError` when the log was made for another contract.
+    """
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url)
@@ -90,46 +183,46 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=10000")
             cursor.close()
 
+    check_schema(engine)
     metadata.create_all(engine)
     return engine
 
 
 @dataclass(frozen=True, slots=True)
 class LoggedPrediction:
-    """One served prediction."""
+    """One served prediction. ``claim``: the caller's request id, released once written."""
 
     ts: datetime
     request_id: str
     caller_key: str | None
     variant: str
     model_version: int
-    features: tuple[float, ...]
+    features: tuple[Any, ...]  # in ``PROBLEM.features`` order
     prediction: float
     latency_ms: float
+    clipped: bool = False
+    extras: tuple[Any, ...] = ()  # event time and identifier, as ``schemas.extra_columns``
+    claim: str | None = None
 
-    def values(self) -> tuple[Any, ...]:
+    def rows(self) -> Iterator[tuple[Any, ...]]:
         """The row in ``LOGGED_COLUMNS`` order."""
-        return (
+        yield (
             self.ts,
             self.request_id,
             self.caller_key,
             self.variant,
             self.model_version,
             *self.features,
+            *(self.extras or repeat(None, N_EXTRAS)),
             self.prediction,
+            self.clipped,
             self.latency_ms,
         )
-
-    def row(self) -> dict[str, Any]:
-        return dict(zip(LOGGED_COLUMNS, self.values(), strict=True))
-
-
-RowIter = Iterator[tuple[Any, ...]]
 
 
 @dataclass(frozen=True, slots=True)
 class LoggedBatch:
-    """The predictions one batch request served: what they share once, the rest per row.
+    """The predictions of one batch request: what they share once, the rest per row.
 
     Give tuples, not lists: tuples of numbers and strings drop out of the garbage collector's
     view, so a backlog of queued batches does not lengthen its full collections.
@@ -140,40 +233,32 @@ class LoggedBatch:
     caller_key: str | None
     variant: str
     model_version: int
-    features: Sequence[tuple[float, ...]]  # one tuple per row, in ``contract.FEATURES`` order
+    features: Sequence[tuple[Any, ...]]  # one tuple per row, in ``PROBLEM.features`` order
     predictions: Sequence[float]
     latency_ms: float
+    clipped: Sequence[bool] = ()
+    extras: Sequence[tuple[Any, ...]] = ()
+    claim: str | None = None
 
-    def values(self, shared: Callable[[int, Any], Any] = lambda _index, value: value) -> RowIter:
-        """The rows in ``LOGGED_COLUMNS`` order, ``shared`` applied once to each shared value.
-
-        The tuples are made by ``zip`` in C: no Python code runs per row.
-        """
+    def rows(self) -> Iterator[tuple[Any, ...]]:
+        """The rows in ``LOGGED_COLUMNS`` order."""
         n = len(self.request_ids)
-        if not n:
-            return iter(())
-        columns = zip(*self.features, strict=True)  # per feature, a tuple of every row's value
-        return zip(
-            repeat(shared(INDEX["ts"], self.ts), n),
-            self.request_ids,
-            repeat(shared(INDEX["caller_key"], self.caller_key), n),
-            repeat(shared(INDEX["variant"], self.variant), n),
-            repeat(shared(INDEX["model_version"], self.model_version), n),
-            *columns,
-            self.predictions,
-            repeat(shared(INDEX["latency_ms"], self.latency_ms), n),
-            strict=True,
-        )
+        clipped = self.clipped or repeat(False, n)
+        extras = self.extras or repeat((None,) * N_EXTRAS, n)
+        shared = (self.ts, self.caller_key, self.variant, self.model_version)
+        ts, key, variant, version = shared
+        for rid, row, more, value, held in zip(
+            self.request_ids, self.features, extras, self.predictions, clipped, strict=False
+        ):
+            yield (ts, rid, key, variant, version, *row, *more, value, held, self.latency_ms)
 
 
+N_EXTRAS = len(extra_columns(PROBLEM))
 #: What the writer queue holds: one prediction, one batch request's, or any number of them.
 Entry = LoggedPrediction | LoggedBatch | tuple[LoggedPrediction, ...]
-#: ``LOGGED_COLUMNS`` indexes that differ between the rows of a ``LoggedBatch``.
-PER_ROW = frozenset(INDEX[name] for name in ("request_id", *FEATURES, "prediction"))
-
-ROWS_PER_STATEMENT = 50  # rows per multi-row INSERT (500 parameters; old SQLite takes 999)
-CHUNK_ROWS = 1_000  # rows per executemany call (a few milliseconds of writing)
-YIELD_SECONDS = 0.000_2  # the writer's pause between chunks, for the event loop
+Row = tuple[Any, ...]
+#: Errors where the database refused the rows themselves: retrying the same rows cannot help.
+REFUSALS = (IntegrityError, DataError, ProgrammingError, NotSupportedError)
 
 
 def _size(entry: Entry) -> int:
@@ -184,133 +269,33 @@ def _size(entry: Entry) -> int:
     return len(entry)
 
 
-class _Insert:
-    """The prediction log INSERT for one dialect, compiled once, and its parameters.
-
-    Request ids already logged are skipped (SQLite, PostgreSQL). With a positional driver
-    (SQLite) the rows go to ``executemany`` as plain tuples with the column types' bind
-    processors applied (SQLite: datetimes to text), a batch request's shared values once: a
-    fraction of SQLAlchemy's per-row parameter handling, which would compete with the event
-    loop for the GIL. Other drivers (psycopg) get SQLAlchemy's named parameters.
-    """
-
-    def __init__(self, dialect: Dialect) -> None:
-        self.dialect = dialect
-        self.statement = _statement(dialect)
-        compiled = self.statement.compile(dialect=dialect, column_keys=list(LOGGED_COLUMNS))
-        self.direct = _positional(compiled, list(LOGGED_COLUMNS))
-        self.sql = str(compiled)
-        self.sql_many: str | None = None  # ROWS_PER_STATEMENT rows in one statement
-        if self.direct:
-            many = _statement(dialect, [dict.fromkeys(LOGGED_COLUMNS)] * ROWS_PER_STATEMENT)
-            compiled = many.compile(dialect=dialect)
-            names = [f"{c}_m{i}" for i in range(ROWS_PER_STATEMENT) for c in LOGGED_COLUMNS]
-            self.sql_many = str(compiled) if _positional(compiled, names) else None
-        self.processors: dict[int, Callable[[Any], Any]] = {}
-        for index, name in enumerate(LOGGED_COLUMNS):
-            processor = predictions.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-            if processor is not None:
-                self.processors[index] = processor
-        self.per_row = sorted(PER_ROW.intersection(self.processors))
-
-    def _shared(self, index: int, value: Any) -> Any:
-        processor = self.processors.get(index)
-        return value if processor is None else processor(value)
-
-    def _bound(self, row: tuple[Any, ...], indexes: Iterable[int]) -> tuple[Any, ...]:
-        values = list(row)
-        for index in indexes:
-            values[index] = self.processors[index](values[index])
-        return tuple(values)
-
-    def rows(self, entries: Iterable[Entry]) -> list[tuple[Any, ...]]:
-        """The parameters of ``entries``, bound for the driver."""
-        out: list[tuple[Any, ...]] = []
-        for entry in entries:
-            if isinstance(entry, LoggedBatch):
-                if self.per_row:
-                    out.extend(self._bound(row, self.per_row) for row in entry.values(self._shared))
-                else:
-                    out.extend(entry.values(self._shared))
-            else:
-                singles = (entry,) if isinstance(entry, LoggedPrediction) else entry
-                out.extend(self._bound(item.values(), self.processors) for item in singles)
-        return out
-
-    def execute(self, engine: Engine, entries: Sequence[Entry]) -> tuple[int, int]:
-        """Insert ``entries`` in one transaction; return (rows given, rows new)."""
-        with engine.begin() as conn:
-            if not self.direct:
-                rows = [row for entry in entries for row in _plain_rows(entry)]
-                named = [dict(zip(LOGGED_COLUMNS, row, strict=True)) for row in rows]
-                count = conn.execute(self.statement, named).rowcount
-                return len(rows), count if count >= 0 else len(rows)
-            rows = self.rows(entries)
-            new = 0
-            for start, end, sql, params in self._chunks(len(rows), rows):
-                if start:
-                    time.sleep(YIELD_SECONDS)
-                count = conn.exec_driver_sql(sql, params).rowcount
-                new += count if count >= 0 else end - start
-        return len(rows), new
-
-    def _chunks(
-        self, n: int, rows: list[tuple[Any, ...]]
-    ) -> Iterator[tuple[int, int, str, list[tuple[Any, ...]]]]:
-        """``executemany`` calls of at most ``CHUNK_ROWS`` rows: (from, to, SQL, parameters).
-
-        Whole groups of ``ROWS_PER_STATEMENT`` rows go as one multi-row INSERT each (a third
-        less work per row than a statement per row), the rest a statement per row. Between
-        calls the writer sleeps a moment: a driver releases the GIL while it steps a statement
-        and takes it straight back, so one long ``executemany`` could starve the event loop of
-        the GIL for its whole duration (a convoy); the pause gives the loop its turn.
-        """
-        per = ROWS_PER_STATEMENT
-        whole = n // per * per if self.sql_many else 0
-        for start in range(0, whole, CHUNK_ROWS):
-            end = min(start + CHUNK_ROWS, whole)
-            part = iter(rows[start:end])
-            params = [tuple(chain.from_iterable(islice(part, per))) for _ in range(start, end, per)]
-            yield start, end, str(self.sql_many), params
-        for start in range(whole, n, CHUNK_ROWS):
-            end = min(start + CHUNK_ROWS, n)
-            yield start, end, self.sql, rows[start:end]
+def _singles(entry: Entry) -> Iterable[LoggedPrediction | LoggedBatch]:
+    return entry if isinstance(entry, tuple) else (entry,)
 
 
-def _statement(dialect: Dialect, values: list[dict[str, None]] | None = None) -> Any:
-    """INSERT into ``predictions`` (of ``values``' rows), skipping request ids already logged."""
-    if dialect.name in ("sqlite", "postgresql"):
-        stmt = (sqlite_insert if dialect.name == "sqlite" else pg_insert)(predictions)
-        if values is not None:
-            stmt = stmt.values(values)
-        return stmt.on_conflict_do_nothing(index_elements=["request_id"])
-    return insert(predictions) if values is None else insert(predictions).values(values)
+def refused(exc: Exception) -> bool:
+    """Whether the database (or the driver) refused the rows, rather than being unreachable."""
+    if isinstance(exc, DBAPIError):
+        return isinstance(exc, REFUSALS) and not exc.connection_invalidated
+    return isinstance(exc, StatementError | TypeError | ValueError)  # a value it cannot bind
 
 
-def _positional(compiled: Any, names: list[str]) -> bool:
-    """Whether ``compiled`` takes plain positional parameters named ``names``, in order."""
-    return bool(
-        isinstance(compiled, SQLCompiler) and compiled.positional and compiled.positiontup == names
-    )
-
-
-def _plain_rows(entry: Entry) -> Iterable[tuple[Any, ...]]:
-    """``entry``'s rows with Python values (no bind processing)."""
-    if isinstance(entry, LoggedBatch):
-        return entry.values()
-    singles = (entry,) if isinstance(entry, LoggedPrediction) else entry
-    return (item.values() for item in singles)
+def _reason(exc: Exception) -> str:
+    origin = getattr(exc, "orig", None) or exc
+    return f"{type(origin).__name__}: {str(origin).splitlines()[0] if str(origin) else ''}"
 
 
 class PredictionLog:
     """Queue predictions in memory; one background thread writes them in batches.
 
     ``record`` only appends to a queue (one entry per request, however many rows), so a slow or
-    failing database never slows or breaks a prediction. While the database is down the rows
-    stay queued and the write is retried with back-off until it succeeds. Rows are given up
-    only when ``max_pending`` rows are waiting, or at shutdown after ``retries`` attempts; they
-    are then counted in ``dropped`` and logged. A request id logged before is kept once and
-    counted in ``duplicates``.
+    failing database never slows or breaks a prediction. While the database is unreachable the
+    rows stay queued and the write is retried with back-off. Rows the database refuses (a
+    constraint, a value it cannot store) are not retried: found by halving the batch, they are
+    set aside at once (``dead_letter`` file, JSON lines, or ``set_aside`` in memory), counted
+    in ``rejected`` (a metric) and logged as errors. Rows given up on (``max_pending``
+    reached, or the database still down at shutdown) are set aside the same way, counted in
+    ``dropped``. Nothing leaves the queue unaccounted for.
     """
 
     def __init__(
@@ -319,22 +304,60 @@ class PredictionLog:
         flush_interval: float = 0.5,
         batch_size: int = 5_000,
         max_pending: int = 1_000_000,
+        dead_letter: Path | None = None,
     ):
         self.engine = engine
         self.flush_interval = flush_interval
         self.batch_size = batch_size  # rows per transaction, at least (whole entries)
         self.max_pending = max_pending
+        self.dead_letter = dead_letter
+        self.set_aside: deque[dict[str, Any]] = deque(maxlen=10_000)  # without a dead letter
         self.errors = 0  # failed write attempts (each retried)
-        self.dropped = 0  # rows given up on: buffer full, or database down at shutdown
-        self.duplicates = 0  # rows whose request id was already in the log
+        self.rejected = 0  # rows the database refused, set aside
+        self.dropped = 0  # rows given up on (buffer full, or database down at shutdown)
         self.retries = 5  # attempts per batch once the log is closing
+        self.healthy = True  # the last write reached the database
         self._closing = threading.Event()
         self._queue: queue.Queue[Entry | None] = queue.Queue()
         self._pending = 0  # rows queued or being written
+        self._claimed: set[str] = set()  # callers' request ids queued, not written yet
         self._lock = threading.Lock()
-        self._statement: _Insert | None = None
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
+
+    # -- the request side ----------------------------------------------------------------
+    def claim(self, request_id: str) -> bool:
+        """Reserve a caller's request id; False if this process already has it queued."""
+        with self._lock:
+            if request_id in self._claimed:
+                return False
+            self._claimed.add(request_id)
+            return True
+
+    def release(self, request_id: str) -> None:
+        """Give back a claimed id that was not served after all."""
+        with self._lock:
+            self._claimed.discard(request_id)
+
+    def logged(self, request_id: str) -> bool:
+        """Whether the log holds ``request_id`` or a batch row of it (``<id>/<i>``).
+
+        Unknown while the database is unreachable (then False: the insert will tell).
+        """
+        if not self.healthy:
+            return False
+        rid = predictions.c.request_id
+        query = (
+            select(rid)
+            .where(or_(rid == request_id, (rid > f"{request_id}/") & (rid < f"{request_id}0")))
+            .limit(1)
+        )
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(query).first() is not None
+        except Exception:
+            log.warning("cannot check request id %r in the prediction log", request_id)
+            return False
 
     def record(self, item: LoggedPrediction | LoggedBatch) -> None:
         """Queue one prediction, or one batch request's (never blocks, O(1))."""
@@ -351,26 +374,33 @@ class PredictionLog:
             self._pending += rows
         self._queue.put_nowait(entry)
 
-    def _done(self, rows: int) -> None:
-        with self._lock:
-            self._pending -= rows
-
     def pending(self) -> int:
         """Rows queued or being written."""
         return self._pending
 
-    def flush(self) -> None:
-        """Wait until every queued prediction is written (tests, shutdown)."""
-        self._queue.join()
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every queued prediction is written or set aside, at most ``timeout`` s.
 
-    def close(self) -> None:
-        """Write what is queued and stop the writer thread (gives up on a database still down)."""
+        Returns whether the queue is empty (False: the database is still unreachable).
+        """
+        done = self._queue.all_tasks_done
+        with done:
+            return done.wait_for(lambda: self._queue.unfinished_tasks == 0, timeout)
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Write what is queued and stop the writer (rows still unwritable are set aside)."""
         self._closing.set()
         self._queue.put(None)
-        self._thread.join()
-        if self.dropped:
-            log.error("prediction log closed; %d predictions were dropped", self.dropped)
+        self._thread.join(timeout)
+        if self.dropped or self.rejected:
+            log.error(
+                "prediction log closed; %d rows refused and %d unwritable were set aside%s",
+                self.rejected,
+                self.dropped,
+                f" in {self.dead_letter}" if self.dead_letter else "",
+            )
 
+    # -- the writer thread ---------------------------------------------------------------
     def _take_batch(self) -> tuple[list[Entry], int, bool]:
         """Queued entries up to ``batch_size`` rows, their row count, and whether to stop."""
         first = self._queue.get()
@@ -394,58 +424,129 @@ class PredictionLog:
         while not stop:
             batch, rows, stop = self._take_batch()
             if batch:
-                self._write(batch, rows)
-                self._done(rows)
+                self._write(
+                    [row for entry in batch for item in _singles(entry) for row in item.rows()]
+                )
+                self._done(batch, rows)
             for _ in range(len(batch) + (1 if stop else 0)):
                 self._queue.task_done()
             if not stop and rows < self.batch_size:  # behind: write the next one now
-                time.sleep(self.flush_interval)  # let a batch build up between writes
+                self._closing.wait(self.flush_interval)  # let a batch build up between writes
 
-    def _write(self, batch: Sequence[Entry], rows: int) -> None:
+    def _done(self, batch: Sequence[Entry], rows: int) -> None:
+        with self._lock:
+            self._pending -= rows
+            for entry in batch:
+                for item in _singles(entry):
+                    if item.claim is not None:
+                        self._claimed.discard(item.claim)
+
+    def _write(self, rows: list[Row]) -> None:
+        """Insert ``rows``; retry while the database is unreachable, set aside what it refuses."""
+        todo = [rows]
         attempt = 0
-        while True:
+        while todo:
+            part = todo.pop()
             try:
-                given, inserted = self._insert(batch)
-            except Exception:  # the database is down or locked: keep the rows and retry
-                self.errors += 1
+                self._insert(part)
+            except Exception as exc:
+                if refused(exc):  # halve until the refused rows are found; keep the rest
+                    if len(part) == 1:
+                        self.rejected += 1
+                        self._set_aside(part, "refused", _reason(exc))
+                    else:
+                        todo += [part[len(part) // 2 :], part[: len(part) // 2]]
+                    continue
+                todo.append(part)
                 attempt += 1
-                log.warning(
-                    "prediction log write failed (attempt %d); %d rows kept, %d pending",
-                    attempt,
-                    rows,
-                    self.pending(),
-                    exc_info=attempt == 1,
-                )
-                if self._give_up(attempt):
-                    self.dropped += rows
-                    log.error("dropped %d predictions: the prediction log is unwritable", rows)
+                if self._outage(exc, attempt, sum(map(len, todo))):
+                    given_up = [row for rest in todo for row in rest]
+                    self.dropped += len(given_up)
+                    self._set_aside(given_up, "unwritable", _reason(exc))
                     return
-                self._closing.wait(min(0.1 * 2.0 ** (attempt - 1), 5.0))
                 continue
-            if inserted < given:
-                self.duplicates += given - inserted
-                log.warning("%d predictions reused a logged request id", given - inserted)
-            return
+            self.healthy, attempt = True, 0
 
-    def _give_up(self, attempt: int) -> bool:
+    def _outage(self, exc: Exception, attempt: int, rows: int) -> bool:
+        """Count a failed attempt and wait before the next; True to give up on the rows."""
+        self.errors += 1
+        self.healthy = False
+        log.warning(
+            "prediction log unreachable (attempt %d, %s); %d rows kept, %d pending",
+            attempt,
+            _reason(exc),
+            rows,
+            self.pending(),
+        )
         if self._closing.is_set():
-            return attempt >= self.retries
-        return self.pending() >= self.max_pending  # memory is bounded: the oldest rows go
+            give_up = attempt >= self.retries
+        else:
+            give_up = self.pending() >= self.max_pending  # memory is bounded: the oldest go
+        if not give_up:
+            self._closing.wait(min(0.1 * 2.0 ** (attempt - 1), 5.0))
+        return give_up
 
-    def _insert(self, batch: Sequence[Entry]) -> tuple[int, int]:
-        """Insert ``batch`` in one transaction; return (rows given, rows new)."""
+    def _insert(self, rows: Sequence[Row]) -> None:
         engine = self.engine  # read once: tests swap it to simulate an outage
-        if self._statement is None or self._statement.dialect is not engine.dialect:
-            self._statement = _Insert(engine.dialect)
-        return self._statement.execute(engine, batch)
+        with engine.begin() as conn:
+            conn.execute(
+                insert(predictions), [dict(zip(LOGGED_COLUMNS, r, strict=True)) for r in rows]
+            )
+
+    def _set_aside(self, rows: Sequence[Row], kind: str, reason: str) -> None:
+        """Keep rows the log could not write: in the dead-letter file, else in memory."""
+        log.error("prediction log: %d row(s) set aside (%s): %s", len(rows), kind, reason)
+        records = [
+            {"reason": reason, "row": dict(zip(LOGGED_COLUMNS, row, strict=True))} for row in rows
+        ]
+        if self.dead_letter is None:
+            self.set_aside.extend(records)
+        else:
+            try:
+                self.dead_letter.parent.mkdir(parents=True, exist_ok=True)
+                with self.dead_letter.open("a") as out:
+                    out.writelines(json.dumps(r, default=str) + "\n" for r in records)
+            except OSError:
+                log.exception("cannot write %s; keeping the rows in memory", self.dead_letter)
+                self.set_aside.extend(records)
 
 
-def upsert_ground_truth(engine: Engine, items: Sequence[tuple[str, float]]) -> int:
-    """Attach actual durations by request id (later values replace earlier ones)."""
-    if not items:
-        return 0
-    now = datetime.now(UTC)
-    rows = [{"request_id": rid, TARGET: float(value), "ts": now} for rid, value in items]
+@dataclass(frozen=True)
+class Attachment:
+    """What attaching ground truth did: values attached, and the ids the log does not hold."""
+
+    attached: int
+    unknown: int
+    unknown_ids: list[str] = field(default_factory=list)  # a sample
+
+
+def _known(engine: Engine, ids: Sequence[str], chunk: int = 500) -> set[str]:
+    found: set[str] = set()
+    column = predictions.c.request_id
+    with engine.connect() as conn:
+        for start in range(0, len(ids), chunk):
+            part = ids[start : start + chunk]
+            found.update(conn.execute(select(column).where(column.in_(part))).scalars())
+    return found
+
+
+def attach_ground_truth(
+    engine: Engine, items: Sequence[tuple[str, float]], sample: int = 20
+) -> Attachment:
+    """Attach actual target values by request id (a later value replaces an earlier one).
+
+    Only ids the prediction log holds are attached; the others are counted and sampled.
+    """
+    values = {rid: float(value) for rid, value in items if math.isfinite(value)}
+    known = _known(engine, list(values))
+    unknown = [rid for rid in values if rid not in known]
+    rows = [{"request_id": rid, TARGET: values[rid], "ts": datetime.now(UTC)} for rid in known]
+    if rows:
+        _upsert(engine, rows)
+    return Attachment(len(rows), len(unknown), unknown[:sample])
+
+
+def _upsert(engine: Engine, rows: list[dict[str, Any]]) -> None:
     dialect = engine.dialect.name
     with engine.begin() as conn:
         if dialect in ("sqlite", "postgresql"):
@@ -458,4 +559,8 @@ def upsert_ground_truth(engine: Engine, items: Sequence[tuple[str, float]]) -> i
             ids = [row["request_id"] for row in rows]
             conn.execute(ground_truth.delete().where(ground_truth.c.request_id.in_(ids)))
             conn.execute(insert(ground_truth), rows)
-    return len(rows)
+
+
+def upsert_ground_truth(engine: Engine, items: Sequence[tuple[str, float]]) -> int:
+    """Attach actual target values by request id; return how many (unknown ids are skipped)."""
+    return attach_ground_truth(engine, items).attached
