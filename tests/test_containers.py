@@ -364,7 +364,7 @@ def test_command_problems_are_found(render: Render) -> None:
         project,
         ["uvicorn", "--factory", "taxi_trip_duration.automation.service:create_app"],
     ) == ["taxi_trip_duration.automation.service:create_app does not exist"]
-    assert command_problems(project, ["python", "-m", "taxi_trip_duration.serving"]) == []
+    assert command_problems(project, ["python", "-m", "taxi_trip_duration"]) == []
     assert command_problems(project, ["python", "-m", "taxi_trip_duration.nothing"]) == [
         "python -m taxi_trip_duration.nothing: no such module"
     ]
