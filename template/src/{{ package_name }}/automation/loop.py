@@ -149,9 +149,12 @@ def training_snapshot(
     days = policy.training.window_days
     since = result.window_start - timedelta(days=days) if days else None
     traffic = labelled_traffic(engine, since, result.window_start)
+    parts = [source[TRAINING_COLUMNS]]
     if not traffic.empty:
-        traffic = PROBLEM.prepare(traffic, "labelled traffic (prediction log)")
-    rows = pd.concat([source[TRAINING_COLUMNS], traffic[TRAINING_COLUMNS]], ignore_index=True)
+        parts.append(
+            PROBLEM.prepare(traffic, "labelled traffic (prediction log)")[TRAINING_COLUMNS]
+        )
+    rows = pd.concat(parts, ignore_index=True)
     log.info("challenger data: %d rows from %s, %d served", len(source), lineage, len(traffic))
     path = folder / f"challenger-{result.period}-{uuid4().hex[:8]}.parquet"
     if lineage.generated:  # keep the marker: generated rows stay visibly generated
