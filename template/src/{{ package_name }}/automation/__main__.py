@@ -30,7 +30,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     policy_option(parser)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("monitor", help="measure the champion's recent traffic, store the result")
+    monitor = commands.add_parser(
+        "monitor", help="measure the champion's recent traffic, store the result"
+    )
+    monitor.add_argument(
+        "--config", type=Path, default=None, help="monitoring config (default: the policy's)"
+    )
+    monitor.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a monitoring config value, e.g. --set window.hours=48",
+    )
     commands.add_parser("retrain", help="decide from the latest monitoring result; retrain, gate")
     commands.add_parser("rollback", help="move `champion` back to `previous-champion`")
     commands.add_parser("simulate", help="run the closed loop over generated months, offline")
@@ -185,7 +198,10 @@ def run(args: argparse.Namespace) -> int:
     configure_tracking()
     now, paths = datetime.now(UTC), loop.LoopPaths.default()
     if args.command == "monitor":
-        result = loop.run_monitoring(policy, _engine(), paths, now)
+        from ..monitoring.config import load_config
+
+        config = load_config(args.config or policy.monitoring.config, tuple(args.overrides))
+        result = loop.run_monitoring(policy, _engine(), paths, now, config=config)
         print(f"drift share {result.drift_share:.2f}, RMSE {result.rmse}, report {result.report}")
         return 0
     if args.command == "retrain":
@@ -201,10 +217,20 @@ def expected_errors() -> tuple[type[Exception], ...]:
     """Errors reported as one ``error:`` line (exit 2): bad configs, data or a refused rollback."""
     from ..cli import CommandError
     from ..problem import DataValidationError
+    from ..serving.store import LogSchemaError
     from ..training.config import ConfigError
+    from ..training.registry import ModelNotFoundError
     from .promotion import RollbackError
 
-    return CommandError, ConfigError, DataValidationError, RollbackError, FileNotFoundError
+    return (
+        CommandError,
+        ConfigError,
+        DataValidationError,
+        FileNotFoundError,
+        LogSchemaError,
+        ModelNotFoundError,
+        RollbackError,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from .. import datasets
 from ..model import evaluate
+from ..monitoring.config import MonitoringConfig
 from ..monitoring.config import load_config as load_monitoring_config
 from ..monitoring.data import labelled, read_window, with_predictions
 from ..problem import PROBLEM, DataValidationError
@@ -196,18 +197,20 @@ def run_monitoring(
     period: tuple[datetime, datetime] | None = None,
     label: str | None = None,
     report: bool = True,
+    config: MonitoringConfig | None = None,
 ) -> MonitoringResult:
     """Run level 3's monitoring check on the champion's traffic served since ``start``.
 
     ``period`` is the event time that traffic covers (default: when it was served); a
-    retraining triggered by this result trains on the source's rows before it.
+    retraining triggered by this result trains on the source's rows before it. ``config``:
+    the monitoring configuration (default: the policy's).
     """
     from ..monitoring.flow import check_window  # Prefect and Evidently: only when monitoring
 
     version = get_version_by_alias(CHAMPION)
     if version is None:
         raise ModelNotFoundError("no champion in the registry: run `make train` first")
-    config = load_monitoring_config(policy.monitoring.config)
+    config = config or load_monitoring_config(policy.monitoring.config)
     start = start or now - timedelta(hours=config.window.hours)
     traffic = read_window(engine, start, now, config.window.max_rows)
     if traffic.empty:
