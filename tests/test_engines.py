@@ -118,6 +118,7 @@ def stack(render: Render, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     started = time.monotonic()
     run(["make", "install"], project)
     install_seconds = time.monotonic() - started
+    git_commit_all(project, "Lock the dependencies")  # as copier's message says
     venv_bin = project / ".venv" / "bin"
     env = project_env()
 

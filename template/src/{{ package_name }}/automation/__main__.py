@@ -103,7 +103,7 @@ def serve_flows(policy: RetrainingPolicy, policy_path: Path) -> int:
     ephemeral API runs no scheduler: its deployments would never run).
     """
     from .flows import build_deployments, serve
-    from .local_server import local_server
+    from .local_server import ServerError, local_server
 
     deployments = build_deployments(policy, policy_path)
     _describe(deployments)
@@ -114,13 +114,17 @@ def serve_flows(policy: RetrainingPolicy, policy_path: Path) -> int:
         return 0
     signal.signal(signal.SIGTERM, _exit)  # stop the local server on SIGTERM too
     home = Path(os.environ["PREFECT_HOME"]).expanduser()
-    with local_server(home) as api_url:
-        print(
-            f"serving them against a local Prefect server, {api_url} (database and log in "
-            f"{home}); Ctrl-C stops both",
-            flush=True,
-        )
-        serve(deployments, api_url)
+    try:
+        with local_server(home) as api_url:
+            print(
+                f"serving them against a local Prefect server, {api_url} (database and log in "
+                f"{home}); Ctrl-C stops both",
+                flush=True,
+            )
+            serve(deployments, api_url)
+    except ServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
