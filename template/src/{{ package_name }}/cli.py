@@ -151,15 +151,22 @@ def write_frame(frame: Any, output: Path) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     from .datasets import read_file
     from .model import load_model
-    from .predict import predict_with_count
+    from .predict import predict_proba_frame, predict_with_count, predicted_column
     from .problem import PROBLEM
 
     model = load_model(args.model_path)
     frame, _ = read_file(args.input)
-    predictions, clipped = predict_with_count(model, frame, source=str(args.input))
-    out = frame.assign(**{f"predicted_{PROBLEM.target.name}": predictions})
+    clipped = 0
+    if PROBLEM.is_classifier:  # the class, then one probability column per class
+        predicted = predict_proba_frame(model, frame, source=str(args.input))
+        out = pd.concat([frame.reset_index(drop=True), predicted], axis=1)
+    else:
+        predictions, clipped = predict_with_count(model, frame, source=str(args.input))
+        out = frame.assign(**{predicted_column(): predictions})
     write_frame(out, args.output)
     note = f" ({clipped} held to the target's range)" if clipped else ""
     print(f"wrote {len(out)} predictions to {args.output}{note}")
@@ -235,7 +242,8 @@ def _add_predict(commands: Commands) -> None:
         "predict",
         help="predict for a file of inputs",
         description="Read a parquet or csv file with the contract's feature columns and write "
-        "it back with a predicted_<target> column.",
+        "it back with a predicted_<target> column (classifiers: and a probability_<class> "
+        "column per class).",
     )
     score.add_argument(
         "--model-path", type=Path, default=DEFAULT_MODEL_PATH, help="(default: %(default)s)"

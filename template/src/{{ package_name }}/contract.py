@@ -9,6 +9,11 @@ Roles, set in each field's metadata: ``categorical`` and ``numeric`` features, `
 (orders the data: training windows, monitoring), ``identifier``, ``target``; a column without
 a role is checked when present and otherwise ignored. ``aliases`` are other spellings of a
 column in source files; they are renamed on read.
+
+``TASK`` says what the target is: ``"regression"`` (a number; its bounds are its plausible
+range), ``"binary"`` or ``"multiclass"`` (a class). A classifier's target declares its classes
+with ``isin=[...]`` (strings or integers); a binary one also names its positive class, the one
+ROC and PR AUC score: ``metadata={"role": "target", "positive": "churned"}``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pandera.typing import Series
 
 #: A short name for the problem (used in run names, model descriptions and messages).
 NAME = "nyc-taxi-trip-duration"
-#: What the model predicts: "regression" here.
+#: What the model predicts: "regression" here ("binary" and "multiclass" classify).
 TASK = "regression"
 
 

@@ -222,8 +222,14 @@ def split(
     validation_fraction: float,
     seed: int = 42,
     problem: Problem = PROBLEM,
+    *,
+    stratify: bool | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Hold out the latest ``validation_fraction`` of rows by event time (else a seeded sample)."""
+    """Hold out the latest ``validation_fraction`` of rows by event time (else a seeded sample).
+
+    Without an event time the sample is stratified by class when ``stratify`` (by default for
+    classifiers), so that both sides keep the class shares.
+    """
     if not 0 < validation_fraction < 1:
         raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
     n_validation = max(1, round(len(frame) * validation_fraction))
@@ -231,12 +237,37 @@ def split(
         raise DataValidationError(f"{len(frame)} row(s) are too few to split for validation")
     if problem.event_time is not None:
         order = np.argsort(frame[problem.event_time].to_numpy(), kind="stable")
+        held_out = order[len(frame) - n_validation :]
+    elif problem.is_classifier if stratify is None else stratify:
+        held_out = _stratified(frame[problem.target.name], n_validation, seed)
     else:
-        order = np.random.default_rng(seed).permutation(len(frame))
-    cut = len(frame) - n_validation
-    train = frame.iloc[np.sort(order[:cut])].reset_index(drop=True)
-    validation = frame.iloc[np.sort(order[cut:])].reset_index(drop=True)
-    return train, validation
+        held_out = _sample(len(frame), n_validation, seed)
+    validation = np.zeros(len(frame), dtype=bool)
+    validation[held_out] = True
+    return (
+        frame[~validation].reset_index(drop=True),
+        frame[validation].reset_index(drop=True),
+    )
+
+
+def _sample(n_rows: int, n_validation: int, seed: int) -> np.ndarray:
+    """Positions of ``n_validation`` of ``n_rows`` rows drawn at random (seeded)."""
+    return np.random.default_rng(seed).permutation(n_rows)[n_rows - n_validation :]
+
+
+def _stratified(labels: pd.Series, n_validation: int, seed: int) -> np.ndarray:
+    """Positions of ``n_validation`` rows drawn with each label's share (seeded)."""
+    from sklearn.model_selection import train_test_split
+
+    counts = labels.value_counts(dropna=False)
+    n_classes = len(counts)
+    rows = np.arange(len(labels))
+    if counts.min() < 2 or not n_classes <= n_validation <= len(labels) - n_classes:
+        return _sample(len(labels), n_validation, seed)  # too few rows of a class to stratify
+    held_out: np.ndarray = train_test_split(
+        rows, test_size=n_validation, stratify=labels.to_numpy(), random_state=seed
+    )[1]
+    return held_out
 
 
 def write_generated(frame: pd.DataFrame, path: str | Path, generated_by: str) -> Path:

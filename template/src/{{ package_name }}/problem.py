@@ -22,7 +22,8 @@ from . import contract
 Role = Literal["categorical", "numeric", "event_time", "identifier", "target", "other"]
 Kind = Literal["integer", "number", "string", "datetime", "boolean"]
 ROLES: tuple[Role, ...] = ("categorical", "numeric", "event_time", "identifier", "target", "other")
-TASKS = ("regression",)
+Task = Literal["regression", "binary", "multiclass"]
+TASKS: tuple[Task, ...] = ("regression", "binary", "multiclass")
 
 
 class DataValidationError(ValueError):
@@ -48,6 +49,7 @@ class Column:
     aliases: tuple[str, ...] = ()
     unit: str | None = None
     description: str | None = None
+    positive: Any = None
 
     @property
     def python_type(self) -> type:
@@ -104,6 +106,7 @@ def _column(name: str, column: pa.Column) -> Column:
         aliases=tuple(meta.get("aliases", ())),
         unit=meta.get("unit"),
         description=column.description,
+        positive=meta.get("positive"),
         **_bounds(column),
     )
 
@@ -128,6 +131,36 @@ class Problem:
             raise ContractError("contract.py: declare at most one column with role 'event_time'")
         if self.task not in TASKS:
             raise ContractError(f"contract.py: TASK must be one of {TASKS}, got {self.task!r}")
+        if self.is_classifier:
+            self._check_classes()
+        elif self.target.positive is not None:
+            raise ContractError("contract.py: a positive class is declared for binary tasks only")
+
+    def _check_classes(self) -> None:
+        """A classifier's target declares its classes (``isin``); binary also its positive one."""
+        target = self.target
+        if target.kind not in ("string", "integer"):
+            raise ContractError(
+                f"contract.py: the {self.task} target {target.name!r} must hold strings or "
+                f"integers, not {target.kind}"
+            )
+        classes = target.categories or ()
+        if len(set(classes)) != len(classes):
+            raise ContractError(f"contract.py: target {target.name!r} repeats a class")
+        needed = 2 if self.task == "binary" else 3
+        if len(classes) < needed or (self.task == "binary" and len(classes) != 2):
+            hint = "exactly two" if self.task == "binary" else "three or more (two: binary)"
+            raise ContractError(
+                f"contract.py: a {self.task} target declares {hint} classes with "
+                f"isin=[...] on {target.name!r}, found {list(classes)}"
+            )
+        if self.task == "binary" and target.positive not in classes:
+            raise ContractError(
+                f"contract.py: a binary target names its positive class in metadata "
+                f'("positive": one of {list(classes)}), got {target.positive!r}'
+            )
+        if self.task == "multiclass" and target.positive is not None:
+            raise ContractError("contract.py: a positive class is declared for binary tasks only")
 
     # -- the columns by role -------------------------------------------------------------
     def by_role(self, role: Role) -> list[Column]:
@@ -163,6 +196,20 @@ class Problem:
     def identifier(self) -> str | None:
         found = self.by_role("identifier")
         return found[0].name if found else None
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.task != "regression"
+
+    @property
+    def classes(self) -> tuple[Any, ...]:
+        """A classifier's classes in declared order (probability columns follow it); else ()."""
+        return tuple(self.target.categories or ()) if self.is_classifier else ()
+
+    @property
+    def positive_class(self) -> Any:
+        """The binary task's positive class (ROC and PR AUC score it); None otherwise."""
+        return self.target.positive if self.task == "binary" else None
 
     @property
     def target_range(self) -> tuple[float, float]:
@@ -202,8 +249,10 @@ class Problem:
         needed = ("categorical", "numeric", *(("event_time",) if labelled else ()))
         updates: dict[str, dict[str, Any]] = {}
         for column in self.columns:
-            if column.role == "target":
+            if column.role == "target":  # label() checks it, leaving out implausible rows
                 updates[column.name] = {"checks": [], "required": False, "nullable": True}
+                if self.is_classifier:
+                    updates[column.name]["dtype"] = None
             elif column.role not in needed:
                 updates[column.name] = {"required": False}
         return self.schema.update_columns(updates)
@@ -227,8 +276,8 @@ class Problem:
     def label(self, frame: pd.DataFrame, source: str = "data") -> pd.DataFrame:
         """Add the target if the data lacks it and keep rows with a plausible target.
 
-        Rows outside the target's declared range (or without a target) are left out; none
-        left is an error naming the range.
+        Rows outside the target's declared range, for a classifier rows whose label is not a
+        declared class (or without a target) are left out; none left is an error naming them.
         """
         name = self.target.name
         if name not in frame.columns:
@@ -240,15 +289,32 @@ class Problem:
                 raise DataValidationError(
                     f"{source}: missing target column {name!r}, and column {exc} to derive it"
                 ) from None
-        values = pd.to_numeric(frame[name], errors="coerce").astype("float64")
-        low, high = self.target_range
-        keep = values.between(low, high)
-        if not keep.any():
+        if self.is_classifier:
+            values, keep = self.class_labels(frame[name])
+            wanted = f"in the declared classes {list(self.classes)}"
+        else:
+            values = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+            low, high = self.target_range
+            keep = values.between(low, high)
             unit = f" {self.target.unit}" if self.target.unit else ""
-            raise DataValidationError(
-                f"{source}: no row has a {name} within {low:g}..{high:g}{unit}"
-            )
+            wanted = f"within {low:g}..{high:g}{unit}"
+        if not keep.any():
+            raise DataValidationError(f"{source}: no row has a {name} {wanted}")
         return frame.assign(**{name: values})[keep].reset_index(drop=True)
+
+    def class_labels(self, labels: pd.Series) -> tuple[pd.Series, pd.Series]:
+        """Labels as the declared classes' type, and which of them are declared classes.
+
+        Integer classes also accept their text ("1" from CSV or JSON); anything else,
+        missing labels included, is not a class.
+        """
+        if self.target.kind == "integer":
+            numbers = pd.to_numeric(labels, errors="coerce")
+            keep = numbers.isin(self.classes)
+            return numbers.where(keep, 0).astype("int64"), keep
+        text = labels.map(lambda label: label if pd.isna(label) else str(label))
+        keep = text.isin(self.classes)
+        return text.where(keep, None).astype(object), keep
 
     def prepare(self, frame: pd.DataFrame, source: str = "data") -> pd.DataFrame:
         """Validate training data and label it: what train and evaluate consume."""
@@ -261,8 +327,13 @@ class Problem:
             raise DataValidationError(f"missing feature column(s) {missing}")
         return frame[self.features]
 
-    def clip(self, predictions: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], int]:
-        """Hold predictions to the target's plausible range; also say how many were outside."""
+    def clip(self, predictions: npt.ArrayLike) -> tuple[npt.NDArray[Any], int]:
+        """Hold predictions to the target's plausible range; also say how many were outside.
+
+        A classifier's predictions are classes: returned as they are, none outside.
+        """
+        if self.is_classifier:
+            return np.asarray(predictions), 0
         values = np.asarray(predictions, dtype="float64")
         low, high = self.target_range
         outside = int(np.count_nonzero((values < low) | (values > high)))
@@ -287,14 +358,29 @@ def describe_failures(errors: SchemaErrors, source: str) -> str:
     return f"{source}: " + "; ".join(parts)
 
 
+def build_problem(
+    model: type[pa.DataFrameModel],
+    name: str = "problem",
+    task: str = "regression",
+    derive_target: Callable[[pd.DataFrame], pd.Series] | None = None,
+) -> Problem:
+    """The problem a pandera ``DataFrameModel`` declares (what ``contract.py`` holds)."""
+    schema = model.to_schema()
+    return Problem(
+        name=name,
+        task=task,
+        columns=tuple(_column(column, spec) for column, spec in schema.columns.items()),
+        schema=schema,
+        derive_target=derive_target,
+    )
+
+
 def from_contract() -> Problem:
     """Build the problem from ``contract.py``."""
-    schema = contract.SCHEMA.to_schema()
-    return Problem(
+    return build_problem(
+        contract.SCHEMA,
         name=getattr(contract, "NAME", "problem"),
         task=getattr(contract, "TASK", "regression"),
-        columns=tuple(_column(name, column) for name, column in schema.columns.items()),
-        schema=schema,
         derive_target=getattr(contract, "derive_target", None),
     )
 

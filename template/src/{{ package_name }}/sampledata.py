@@ -2,12 +2,15 @@
 
 For tests and first runs of *any* declared problem: the target depends on the features (a
 model can learn it), and ``drift`` in [0, 1] shifts the features and the target so that
-monitoring has something to find. The shipped example has a realistic generator of its own.
+monitoring has something to find. A classifier's target is the class of a band of the same
+signal: classes about equally common without drift, drift moves rows towards the last declared
+class. The shipped example has a realistic generator of its own.
 """
 
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
@@ -103,9 +106,26 @@ def sample_frame(
             frame[column.name] = np.round(values) if column.kind == "integer" else values
         if column.nullable and column.role != "event_time":
             frame.loc[rng.random(n_rows) < 0.02, column.name] = None
-    low, high = _finite_range(problem)
     signal = _effects(problem, frame, np.random.default_rng(seed + 1))
     noise = rng.normal(0, 0.05, n_rows)
     share = np.clip(0.1 + 0.8 * signal + 0.1 * drift + noise, 0.0, 1.0)
-    frame[problem.target.name] = low + (high - low) * share
+    if problem.is_classifier:
+        frame[problem.target.name] = _classes(problem, share)
+    else:
+        low, high = _finite_range(problem)
+        frame[problem.target.name] = low + (high - low) * share
     return problem.validate(frame, "generated rows", labelled=True)
+
+
+def _classes(problem: Problem, share: Floats) -> pd.Series:
+    """The declared class of each row's band of ``share``.
+
+    Without drift and noise, ``share`` is 0.1 + 0.8 * sigmoid(z) with z about standard normal:
+    band edges at its quantiles make the classes about equally common.
+    """
+    k = len(problem.classes)
+    quantiles = [NormalDist().inv_cdf(i / k) for i in range(1, k)]
+    edges = [0.1 + 0.8 / (1 + math.exp(-q)) for q in quantiles]
+    bands = np.digitize(share, edges)
+    labels = pd.Series(np.asarray(problem.classes, dtype=object)[bands])
+    return problem.class_labels(labels)[0]
