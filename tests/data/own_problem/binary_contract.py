@@ -27,13 +27,9 @@ class Biopsies(pa.DataFrameModel):
     mean_smoothness: Series[float] = pa.Field(ge=0, le=1, metadata={"role": "numeric"})
     mean_compactness: Series[float] = pa.Field(ge=0, le=1, metadata={"role": "numeric"})
     mean_concavity: Series[float] = pa.Field(ge=0, le=1, metadata={"role": "numeric"})
-    mean_concave_points: Series[float] = pa.Field(
-        ge=0, le=1, metadata={"role": "numeric"}
-    )
+    mean_concave_points: Series[float] = pa.Field(ge=0, le=1, metadata={"role": "numeric"})
     mean_symmetry: Series[float] = pa.Field(ge=0, le=1, metadata={"role": "numeric"})
-    mean_fractal_dimension: Series[float] = pa.Field(
-        ge=0, le=1, metadata={"role": "numeric"}
-    )
+    mean_fractal_dimension: Series[float] = pa.Field(ge=0, le=1, metadata={"role": "numeric"})
     # A classifier's target declares its classes with isin; a binary one names the positive.
     diagnosis: Series[str] = pa.Field(
         isin=["benign", "malignant"],
