@@ -49,12 +49,18 @@ def _point_configs_at_the_data(project: Path) -> None:
         tree["data"]["validation"] = VALIDATION
 
     def monitoring(tree: dict) -> None:
-        tree["reference"] = {**tree.get("reference", {}), "source": DATA, **TRAIN}
-        tree["checks"] = {**tree.get("checks", {}), "min_rows": 30, "min_labelled": 30}
-        tree["promotion"] = {**tree.get("promotion", {}), "min_labelled": 30}
+        # the reference defaults to the training window; a small problem needs smaller samples
+        tree["drift"] = {**tree.get("drift", {}), "min_rows": 50}
+        tree["promotion"] = {**tree.get("promotion", {}), "min_labelled": 50}
 
     def retraining(tree: dict) -> None:
-        tree["triggers"] = {**tree.get("triggers", {}), "min_labelled_rows": 30}
+        tree["triggers"] = {**tree.get("triggers", {}), "min_labelled_rows": 50}
+        # the data has no recent rows: the challenger trains on a fixed window of it
+        tree["training"] = {
+            **tree.get("training", {}),
+            "data": {"source": DATA, **TRAIN},
+            "window_days": None,
+        }
 
     _edit_yaml(project / "configs" / "training.yaml", training)
     _edit_yaml(project / "configs" / "monitoring.yaml", monitoring)
@@ -145,21 +151,24 @@ def test_lint_and_tests_pass_with_the_users_contract(project: Path) -> None:
 
 def test_every_level_runs_on_the_users_problem(project: Path, service: str) -> None:
     requests = _requests(project)
+    predicted = "predicted_progression"
     # Live predictions, one by one, with the patient id as the request id ...
+    ids = []
     for record in requests[:60]:
-        patient = str(record.pop("patient_id"))
-        answer = _post(f"{service}/predict", record, {"X-Request-ID": patient})
+        ids.append(str(record["patient_id"]))
+        answer = _post(f"{service}/predict", {"features": record}, {"X-Request-ID": ids[-1]})
         assert isinstance(answer, dict)
-    # ... and the rest as one batch
-    batch = [{k: v for k, v in row.items() if k != "patient_id"} for row in requests[60:]]
-    answer = _post(f"{service}/predict/batch", {"items": batch}, {"X-Request-ID": "late-batch"})
+        assert 20 <= answer[predicted] <= 360
+    # ... and the rest as one batch (its rows get the ids late-batch/0, late-batch/1, ...)
+    answer = _post(f"{service}/predict/batch", {"rows": requests[60:]}, {"X-Request-ID": "late"})
     assert isinstance(answer, dict)
-    # Ground truth for the single requests, then monitoring, promotion, retraining and scoring
-    outcomes = _read_csv(project / "data" / "diabetes" / "outcomes.csv")[:60]
+    ids += [f"late/{i}" for i in range(len(requests) - 60)]
+    # Ground truth for every request, then monitoring, promotion, retraining and scoring
+    outcomes = _read_csv(project / "data" / "diabetes" / "outcomes.csv")
     with (project / "data" / "diabetes" / "truth.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["request_id", "progression"])
-        writer.writerows([row["patient_id"], row["progression"]] for row in outcomes)
+        writer.writerows(zip(ids, [row["progression"] for row in outcomes], strict=True))
     run(["make", "attach-truth", "FILE=data/diabetes/truth.csv"], project)
     for target in ("monitor", "promote", "retrain"):
         run(["make", target], project)
