@@ -3,10 +3,12 @@
 Request and response bodies are built from the contract (``schemas.py``) and taken through
 FastAPI's own models, so every endpoint refuses bad input the same way (422, each bad field
 named) and ``/docs`` shows the real fields. Models are loaded once at start-up (lifespan); a
-request does no registry lookup. Predictions are held to the target's declared range and
-every one is queued to the prediction log under a request id used once: the caller's
+request does no registry lookup. A regressor's predictions are held to the target's declared
+range; a classifier answers the most probable class and every class's probability. Every
+prediction is queued to the prediction log under a request id used once: the caller's
 ``X-Request-ID`` (a reused one gets 409) or one the service makes; batch row ``i`` is
-``<id>/<i>``.
+``<id>/<i>``. ``create_app`` serves the contract's problem (``problem.PROBLEM``) unless told
+another.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from itertools import count
 from time import perf_counter
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from uuid import uuid4
 
 from fastapi import FastAPI, Header, HTTPException, Request, Response
@@ -31,18 +33,16 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import __version__
-from ..problem import PROBLEM, DataValidationError
+from ..problem import PROBLEM, DataValidationError, Problem
 from .limits import ERROR_RESPONSES, BodySizeLimit
 from .metrics import PREDICT, PREDICT_BATCH, ServiceMetrics
 from .models import ModelSet, ServedModel, load_models, load_until_ready
-from .predictor import Row
+from .predictor import Probabilities, Row, most_probable
 from .schemas import (
     MAX_REQUEST_ID,
-    PREDICTED,
     REQUEST_ID_PATTERN,
     Attached,
     BatchRequest,
-    BatchResponse,
     GroundTruthBatch,
     Health,
     Info,
@@ -50,14 +50,24 @@ from .schemas import (
     Message,
     ModelInfo,
     PredictRequest,
-    PredictResponse,
+    api_models,
     truth_pairs,
 )
 from .settings import ServingSettings
-from .store import LoggedBatch, LoggedPrediction, PredictionLog, attach_ground_truth, make_engine
+from .store import (
+    TABLES,
+    LoggedBatch,
+    LoggedPrediction,
+    LogTables,
+    PredictionLog,
+    attach_ground_truth,
+    log_tables,
+    make_engine,
+)
 
 log = logging.getLogger(__name__)
 Loader = Callable[[ServingSettings], ModelSet]
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 NOT_READY: dict[int | str, dict[str, Any]] = {
     503: {"description": "No model is loaded", "model": Health}
 }
@@ -75,7 +85,6 @@ RequestId = Annotated[
         description="Your id for this request, used once, without '/' (default: a new one)",
     ),
 ]
-LOW, HIGH = PROBLEM.target_range
 #: Seconds ``/ground-truth`` waits for predictions still queued to reach the log.
 TRUTH_FLUSH_SECONDS = 10.0
 
@@ -84,15 +93,22 @@ class ServiceState:
     """The live parts of the service. ``swap`` replaces the models atomically."""
 
     def __init__(
-        self, settings: ServingSettings, models: ModelSet, engine: Engine, metrics: ServiceMetrics
+        self,
+        settings: ServingSettings,
+        models: ModelSet,
+        engine: Engine,
+        metrics: ServiceMetrics,
+        tables: LogTables = TABLES,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.metrics = metrics
+        self.tables = tables
         self.log = PredictionLog(
             engine,
             flush_interval=settings.log_flush_interval,
             dead_letter=settings.dead_letter_path,
+            tables=tables,
         )
         metrics.watch_log(self.log)
         self.models = models
@@ -157,20 +173,50 @@ class ServiceState:
         self.engine.dispose()
 
 
-def held(values: Sequence[float]) -> tuple[list[float], list[bool]]:
+#: Predictions of some rows: values or classes, whether each was held to the target's range,
+#: and a classifier's class probabilities (empty for a regressor).
+Answers = tuple[list[Any], list[bool], list[Probabilities]]
+
+
+def held(values: Sequence[float], problem: Problem = PROBLEM) -> Answers:
     """``values`` held to the target's declared range, and which of them were outside it."""
+    low, high = problem.target_range
     out, clipped = [], []
     for value in values:
-        outside = not LOW <= value <= HIGH
-        out.append(min(max(value, LOW), HIGH) if outside else value)
+        outside = not low <= value <= high
+        out.append(min(max(value, low), high) if outside else value)
         clipped.append(outside)
-    return out, clipped
+    return out, clipped, []
 
 
-async def _predict(model: ServedModel, rows: list[Row]) -> tuple[list[float], list[bool]]:
+def classified(probabilities: list[Probabilities], problem: Problem) -> Answers:
+    """The most probable class of each row, and its probabilities (nothing is held)."""
+    classes = problem.classes
+    labels = [most_probable(classes, row) for row in probabilities]
+    return labels, [False] * len(labels), probabilities
+
+
+def _answers(model: ServedModel, rows: list[Row], problem: Problem) -> Answers:
+    if problem.is_classifier:
+        return classified(model.predictor.predict_proba_rows(rows), problem)
+    return held(model.predictor.predict_rows(rows), problem)
+
+
+async def _predict(model: ServedModel, rows: list[Row], problem: Problem) -> Answers:
     if model.predictor.fast_path:
-        return held(model.predictor.predict_rows(rows))
-    return held(await run_in_threadpool(model.predictor.predict_rows, rows))  # loop stays free
+        return _answers(model, rows, problem)
+    return await run_in_threadpool(_answers, model, rows, problem)  # the loop stays free
+
+
+def _body(model: type[Any]) -> Callable[[Endpoint], Endpoint]:
+    """Give an endpoint's ``body`` the problem's request model (built at run time: FastAPI
+    reads the parameter's annotation; mypy sees the base model the endpoint is written for)."""
+
+    def bind(endpoint: Endpoint) -> Endpoint:
+        endpoint.__annotations__ = {**endpoint.__annotations__, "body": model}
+        return endpoint
+
+    return bind
 
 
 def _too_many(count: int, limit: int) -> RequestValidationError:
@@ -199,17 +245,28 @@ def _endpoint(request: Request) -> str:
     return str(getattr(request.scope.get("route"), "path", request.url.path))
 
 
-def create_app(settings: ServingSettings | None = None, loader: Loader = load_models) -> FastAPI:
-    """Build the app; ``loader`` returns the models (the registry by default, a stub in tests)."""
+def create_app(
+    settings: ServingSettings | None = None,
+    loader: Loader = load_models,
+    problem: Problem = PROBLEM,
+) -> FastAPI:
+    """Build the app; ``loader`` returns the models (the registry by default, a stub in tests).
+
+    ``problem``: what the models predict and the log holds (the contract's by default).
+    """
     settings = settings or ServingSettings()
+    api = api_models(problem)
+    predicted = api.predicted
+    tables = TABLES if problem is PROBLEM else log_tables(problem)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.prediction_log_url)  # a log of another contract: refused
+        # a log made for another contract is refused here
+        engine = make_engine(settings.prediction_log_url, tables)
         models = await run_in_threadpool(loader, settings)
         if not models.ready:
             log.warning("serving without a model: %s", models.problem)
-        app.state.service = ServiceState(settings, models, engine, ServiceMetrics())
+        app.state.service = ServiceState(settings, models, engine, ServiceMetrics(), tables)
         gc.collect()  # then freeze: modules and models live on, full collections skip them
         gc.freeze()  # (a full collection over them paused requests for 100+ ms under load)
         retry = None
@@ -222,14 +279,19 @@ def create_app(settings: ServingSettings | None = None, loader: Loader = load_mo
                 await retry
         app.state.service.close()
 
-    target = PROBLEM.target
+    target = problem.target
     unit = f" ({target.unit})" if target.unit else ""
+    answers = (
+        f"answers the most probable of the classes {list(problem.classes)} and the "
+        "probability of each."
+        if problem.is_classifier
+        else "predictions are held to the target's declared range."
+    )
     app = FastAPI(
-        title=f"{PROBLEM.name} service",
+        title=f"{problem.name} service",
         version=__version__,
         description=f"Predicts {target.name}{unit} with the registry's champion, A/B testing a "
-        "challenger on a sticky share of callers; predictions are held to the target's "
-        "declared range.",
+        f"challenger on a sticky share of callers; {answers}",
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
     )
@@ -249,18 +311,18 @@ def create_app(settings: ServingSettings | None = None, loader: Loader = load_mo
 
     async def answer(
         endpoint: str, key: str | None, given: str | None, rows: list[Row]
-    ) -> tuple[ServedModel, str, str | None, list[float], list[bool]]:
-        """The model, request id (and caller's id claimed) and held predictions for ``rows``."""
+    ) -> tuple[ServedModel, str, str | None, Answers]:
+        """The model, request id (and caller's id claimed) and predictions for ``rows``."""
         state = service()
         rid, claim = await state.request_id(given, endpoint)
         try:
             model = pick(endpoint, key or rid)
-            values, clipped = await _predict(model, rows)
+            found = await _predict(model, rows, problem)
         except BaseException:
             if claim is not None:
                 state.log.release(claim)
             raise
-        return model, rid, claim, values, clipped
+        return model, rid, claim, found
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -273,15 +335,30 @@ def create_app(settings: ServingSettings | None = None, loader: Loader = load_mo
         detail = [{"loc": ["body"], "msg": str(exc), "type": "contract"}]
         return JSONResponse({"detail": detail}, status_code=422)
 
+    def probabilities(odds: Probabilities) -> dict[str, float]:
+        return dict(zip(class_names, odds, strict=True))
+
+    class_names = [str(label) for label in problem.classes]
+
+    def prediction(rid: str, value: Any, odds: list[Probabilities], i: int) -> dict[str, Any]:
+        """One prediction as answered: its id, value and, for a classifier, probabilities."""
+        if odds:
+            return {"request_id": rid, predicted: value, "probabilities": probabilities(odds[i])}
+        return {"request_id": rid, predicted: value}
+
     @app.post(
-        PREDICT, tags=["predict"], response_model=PredictResponse, responses=PREDICT_RESPONSES
+        PREDICT,
+        tags=["predict"],
+        response_model=api.predict_response,
+        responses=PREDICT_RESPONSES,
     )
+    @_body(api.predict_request)
     async def predict(body: PredictRequest, x_request_id: RequestId = None) -> Any:
         """Predict for one row of features."""
         start = perf_counter()
         state = service()
         rows = [body.features.row()]
-        model, rid, claim, (value,), (clipped,) = await answer(
+        model, rid, claim, ((value,), (clipped,), odds) = await answer(
             PREDICT, body.key, x_request_id, rows
         )
         seconds = perf_counter() - start
@@ -299,11 +376,11 @@ def create_app(settings: ServingSettings | None = None, loader: Loader = load_mo
                 clipped,
                 body.features.extras(),
                 claim,
+                odds[0] if odds else (),
             )
         )
         return {
-            "request_id": rid,
-            PREDICTED: value,
+            **prediction(rid, value, odds, 0),
             "variant": model.variant,
             "model_version": model.version,
         }
@@ -311,9 +388,10 @@ def create_app(settings: ServingSettings | None = None, loader: Loader = load_mo
     @app.post(
         PREDICT_BATCH,
         tags=["predict"],
-        response_model=BatchResponse,
+        response_model=api.batch_response,
         responses=PREDICT_RESPONSES,
     )
+    @_body(api.batch_request)
     async def predict_batch(body: BatchRequest, x_request_id: RequestId = None) -> Any:
         """Predict for several rows; row ``i`` gets the request id ``<batch id>/<i>``."""
         start = perf_counter()
@@ -321,7 +399,7 @@ def create_app(settings: ServingSettings | None = None, loader: Loader = load_mo
             raise _too_many(len(body.rows), settings.max_batch_size)
         state = service()
         rows = [features.row() for features in body.rows]
-        model, batch_id, claim, values, clipped = await answer(
+        model, batch_id, claim, (values, clipped, odds) = await answer(
             PREDICT_BATCH, body.key, x_request_id, rows
         )
         seconds = perf_counter() - start
@@ -340,14 +418,15 @@ def create_app(settings: ServingSettings | None = None, loader: Loader = load_mo
                 tuple(clipped),
                 tuple(features.extras() for features in body.rows),
                 claim,
+                tuple(odds),
             )
         )
         return {
             "variant": model.variant,
             "model_version": model.version,
             "predictions": [
-                {"request_id": rid, PREDICTED: value}
-                for rid, value in zip(ids, values, strict=True)
+                prediction(rid, value, odds, i)
+                for i, (rid, value) in enumerate(zip(ids, values, strict=True))
             ],
         }
 
@@ -356,15 +435,17 @@ def create_app(settings: ServingSettings | None = None, loader: Loader = load_mo
         tags=["monitoring"],
         responses={503: {"description": "The prediction log is unreachable", "model": Message}},
     )
+    @_body(api.ground_truth)
     def ground_truth(body: GroundTruthBatch) -> Attached:
-        """Attach actual target values to served predictions by request id.
+        """Attach actual target values (a classifier's classes) to served predictions by
+        request id; an unknown class is refused (422) by name.
 
         Says how many were attached, and lists a sample of the ids the log does not hold.
         """
         state = service()
         state.log.flush(TRUTH_FLUSH_SECONDS)  # predictions served a moment ago count too
         try:
-            done = attach_ground_truth(state.engine, truth_pairs(body))
+            done = attach_ground_truth(state.engine, truth_pairs(body), tables=state.tables)
         except SQLAlchemyError as exc:
             log.exception("attaching ground truth failed")
             detail = f"prediction log unreachable: {type(exc).__name__}"

@@ -3,11 +3,13 @@
 A ``linear`` pipeline (``features.build_pipeline``) predicts a sum: the intercept, one weight
 per category of each categorical feature (one-hot; unseen categories add nothing) and, per
 numeric feature, a slope times the imputed, scaled value. :class:`LinearPredictor` reads those
-numbers from the fitted pipeline once and adds them up per row, without a DataFrame. It is
-used only if it gives the pipeline's predictions on rows drawn from the contract (plus unseen
-categories and missing values) when the model is loaded; any other model, or a disagreement,
-is served by :class:`PipelinePredictor`. Predictions are raw: the service holds them to the
-target's range.
+numbers from the fitted pipeline once and adds them up per row, without a DataFrame. A linear
+classifier (logistic regression) is one such sum per class (one for binary), turned into class
+probabilities by the logistic or softmax function: :class:`LinearClassifier`. A shortcut is
+used only if it gives the pipeline's predictions (a classifier's probabilities) on rows drawn
+from the contract (plus unseen categories and missing values) when the model is loaded; any
+other model, or a disagreement, is served by :class:`PipelinePredictor`. Regression
+predictions are raw: the service holds them to the target's range.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from ..predict import class_probabilities
 from ..problem import PROBLEM, Problem
 from ..sampledata import sample_frame
 
@@ -39,12 +42,26 @@ CHECK_ROWS = 200
 RELATIVE_TOLERANCE = 1e-9
 
 
+#: A classifier's probabilities of one row, in the contract's class order.
+Probabilities = tuple[float, ...]
+
+
 class Predictor(Protocol):
-    """Turns rows of features into raw predictions of the target."""
+    """Turns rows of features into predictions: raw values, or a classifier's probabilities."""
 
     fast_path: bool
 
-    def predict_rows(self, rows: Sequence[Row]) -> list[float]: ...
+    def predict_rows(self, rows: Sequence[Row]) -> list[Any]:
+        """A regressor's raw values; a classifier's most probable classes."""
+        ...
+
+    def predict_proba_rows(self, rows: Sequence[Row]) -> list[Probabilities]:
+        """A classifier's class probabilities (TypeError for a regressor)."""
+        ...
+
+
+def _no_classes() -> TypeError:
+    return TypeError("a regression model has no class probabilities")
 
 
 class PipelinePredictor:
@@ -56,10 +73,21 @@ class PipelinePredictor:
         self.pipeline = pipeline
         self.problem = problem
 
-    def predict_rows(self, rows: Sequence[Row]) -> list[float]:
+    def _features(self, rows: Sequence[Row]) -> pd.DataFrame:
         frame = pd.DataFrame(list(rows), columns=self.problem.features)
-        valid = self.problem.validate(frame, "request")
-        return [float(v) for v in self.pipeline.predict(self.problem.feature_frame(valid))]
+        return self.problem.feature_frame(self.problem.validate(frame, "request"))
+
+    def predict_rows(self, rows: Sequence[Row]) -> list[Any]:
+        predicted = self.pipeline.predict(self._features(rows))
+        if self.problem.is_classifier:
+            return [_python(label) for label in predicted]
+        return [float(v) for v in predicted]
+
+    def predict_proba_rows(self, rows: Sequence[Row]) -> list[Probabilities]:
+        if not self.problem.is_classifier:
+            raise _no_classes()
+        found = class_probabilities(self.pipeline, self._features(rows), self.problem)
+        return [tuple(row) for row in found.tolist()]
 
 
 class LinearPredictor:
@@ -85,8 +113,60 @@ class LinearPredictor:
             total += ((fill if value is None else value) - mean) / scale * slope
         return total + self.intercept
 
-    def predict_rows(self, rows: Sequence[Row]) -> list[float]:
+    def predict_rows(self, rows: Sequence[Row]) -> list[Any]:
         return [self.predict_one(row) for row in rows]
+
+    def predict_proba_rows(self, rows: Sequence[Row]) -> list[Probabilities]:
+        raise _no_classes()
+
+
+def _logistic(score: float) -> float:
+    """1 / (1 + e^-score), without overflow for large negative scores."""
+    if score >= 0:
+        return 1.0 / (1.0 + math.exp(-score))
+    small = math.exp(score)
+    return small / (1.0 + small)
+
+
+class LinearClassifier:
+    """A one-hot + logistic regression pipeline: one linear score per class (binary: one).
+
+    ``positions[j]`` is where the model's ``j``-th class stands in the contract's order.
+    """
+
+    fast_path = True
+
+    def __init__(self, scores: list[LinearPredictor], positions: list[int], classes: Sequence[Any]):
+        self.scores = scores
+        self.positions = positions
+        self.classes = tuple(classes)
+
+    def probabilities(self, row: Row) -> Probabilities:
+        """The row's class probabilities, in the contract's class order."""
+        if len(self.scores) == 1:  # binary: the score is the log-odds of the model's 2nd class
+            second = _logistic(self.scores[0].predict_one(row))
+            found = [1.0 - second, second]
+        else:  # multinomial: softmax of the scores
+            raw = [score.predict_one(row) for score in self.scores]
+            top = max(raw)
+            exps = [math.exp(value - top) for value in raw]
+            total = sum(exps)
+            found = [value / total for value in exps]
+        ordered = [0.0] * len(self.classes)  # a class never seen in training: 0
+        for position, probability in zip(self.positions, found, strict=True):
+            ordered[position] = probability
+        return tuple(ordered)
+
+    def predict_proba_rows(self, rows: Sequence[Row]) -> list[Probabilities]:
+        return [self.probabilities(row) for row in rows]
+
+    def predict_rows(self, rows: Sequence[Row]) -> list[Any]:
+        return [most_probable(self.classes, p) for p in self.predict_proba_rows(rows)]
+
+
+def most_probable(classes: Sequence[Any], probabilities: Probabilities) -> Any:
+    """The class of the highest probability (the first of equals, as numpy's argmax)."""
+    return classes[max(range(len(probabilities)), key=probabilities.__getitem__)]
 
 
 def _plain_one_hot(encoder: object) -> bool:
@@ -159,16 +239,11 @@ def _number_terms(
     return terms, offset + n
 
 
-def linear_predictor(pipeline: Pipeline, problem: Problem = PROBLEM) -> LinearPredictor | None:
-    """The lookup-table form of a one-hot + linear ``pipeline``, or None for other layouts."""
-    steps = list(pipeline.named_steps.values())
-    if len(steps) != 2 or not isinstance(steps[0], ColumnTransformer):
-        return None
-    pre, regressor = steps
-    if type(regressor) not in (Ridge, LinearRegression) or np.ndim(regressor.coef_) != 1:
-        return None
+def _linear_sum(
+    pre: ColumnTransformer, coef: np.ndarray, intercept: float, problem: Problem
+) -> LinearPredictor | None:
+    """The lookup tables of ``intercept + coef . pre(row)``, or None for other layouts."""
     position = {name: index for index, name in enumerate(problem.features)}
-    coef = np.asarray(regressor.coef_, dtype="float64")
     categories: list[CategoryTerm] = []
     numbers: list[NumberTerm] = []
     offset = 0
@@ -189,7 +264,46 @@ def linear_predictor(pipeline: Pipeline, problem: Problem = PROBLEM) -> LinearPr
             numbers += more
     if offset != coef.size:
         return None
-    return LinearPredictor(float(regressor.intercept_), categories, numbers)
+    return LinearPredictor(intercept, categories, numbers)
+
+
+def _linear_classifier(
+    pre: ColumnTransformer, model: LogisticRegression, problem: Problem
+) -> LinearClassifier | None:
+    coef = np.asarray(model.coef_, dtype="float64")
+    intercepts = np.asarray(model.intercept_, dtype="float64")
+    labels = [_python(label) for label in np.asarray(model.classes_).tolist()]
+    binary = len(labels) == 2
+    if len(coef) != (1 if binary else len(labels)) or any(
+        label not in problem.classes for label in labels
+    ):
+        return None
+    scores = [
+        _linear_sum(pre, row, float(b), problem) for row, b in zip(coef, intercepts, strict=True)
+    ]
+    complete = [score for score in scores if score is not None]
+    if len(complete) != len(scores):
+        return None
+    positions = [problem.classes.index(label) for label in labels]
+    return LinearClassifier(complete, positions, problem.classes)
+
+
+def linear_predictor(
+    pipeline: Pipeline, problem: Problem = PROBLEM
+) -> LinearPredictor | LinearClassifier | None:
+    """The lookup-table form of a one-hot + linear ``pipeline``, or None for other layouts."""
+    steps = list(pipeline.named_steps.values())
+    if len(steps) != 2 or not isinstance(steps[0], ColumnTransformer):
+        return None
+    pre, model = steps
+    if problem.is_classifier:
+        if type(model) is not LogisticRegression:
+            return None
+        return _linear_classifier(pre, model, problem)
+    if type(model) not in (Ridge, LinearRegression) or np.ndim(model.coef_) != 1:
+        return None
+    coef = np.asarray(model.coef_, dtype="float64")
+    return _linear_sum(pre, coef, float(model.intercept_), problem)
 
 
 def check_rows(problem: Problem = PROBLEM, n_rows: int = CHECK_ROWS) -> list[Row]:
@@ -216,14 +330,22 @@ def _python(value: Any) -> Any:
 
 
 def agrees(fast: Predictor, slow: Predictor, rows: Sequence[Row], problem: Problem) -> bool:
-    """Whether ``fast`` gives ``slow``'s predictions on ``rows`` (to rounding)."""
+    """Whether ``fast`` gives ``slow``'s predictions (a classifier's probabilities) on ``rows``,
+    to rounding."""
+    answer = fast.predict_proba_rows if problem.is_classifier else fast.predict_rows
     try:
-        ours = np.asarray(fast.predict_rows(rows), dtype="float64")
+        ours = np.asarray(answer(rows), dtype="float64")
     except (TypeError, ValueError, KeyError):
         return False
-    theirs = np.asarray(slow.predict_rows(rows), dtype="float64")
-    tolerance = RELATIVE_TOLERANCE * problem.target_scale
-    return bool(np.allclose(ours, theirs, rtol=RELATIVE_TOLERANCE, atol=tolerance))
+    if problem.is_classifier:
+        theirs = np.asarray(slow.predict_proba_rows(rows), dtype="float64")
+        tolerance = RELATIVE_TOLERANCE  # probabilities: 0..1
+    else:
+        theirs = np.asarray(slow.predict_rows(rows), dtype="float64")
+        tolerance = RELATIVE_TOLERANCE * problem.target_scale
+    return ours.shape == theirs.shape and bool(
+        np.allclose(ours, theirs, rtol=RELATIVE_TOLERANCE, atol=tolerance)
+    )
 
 
 def make_predictor(pipeline: Pipeline, problem: Problem = PROBLEM) -> Predictor:

@@ -3,17 +3,29 @@
 A request row has one field per feature, typed and bounded as ``contract.py`` declares it:
 numbers with their bounds, categories with their allowed values, nullable features optional.
 The contract's event time and identifier may come along (optional; logged with the row).
-Answers name the target: ``predicted_<target>``, as batch scoring does. ``/docs`` and
+Answers name the target: ``predicted_<target>``, as batch scoring does; a classifier's answer
+is the most probable class, with ``probabilities`` holding one field per declared class. Ground
+truth is a value within the target's range, or one of the declared classes. ``/docs`` and
 ``openapi.json`` show exactly these fields: change ``contract.py`` and they follow.
+:func:`api_models` builds them for any problem (``API``: for ``problem.PROBLEM``).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    WithJsonSchema,
+    create_model,
+)
 
 from ..problem import PROBLEM, Column, Problem
 
@@ -21,8 +33,6 @@ from ..problem import PROBLEM, Column, Problem
 REQUEST_ID_PATTERN = r"^[^/]+$"
 MAX_REQUEST_ID = 200
 MAX_GROUND_TRUTH = 100_000
-#: The answer's field of a prediction, as batch scoring names its column.
-PREDICTED = f"predicted_{PROBLEM.target.name}"
 CallerKey = Annotated[str, Field(min_length=1, max_length=200)]
 Row = tuple[Any, ...]
 
@@ -177,19 +187,53 @@ class TruthItem(BaseModel):
     request_id: str = Field(min_length=1, max_length=MAX_REQUEST_ID + 20)
     value_field: ClassVar[str] = ""
 
-    def pair(self) -> tuple[str, float]:
-        """(request id, actual value)."""
-        value: float = self.__dict__[self.value_field]
-        return self.request_id, value
+    def pair(self) -> tuple[str, Any]:
+        """(request id, actual value or class)."""
+        return self.request_id, self.__dict__[self.value_field]
+
+
+def class_lookup(problem: Problem) -> dict[Any, Any]:
+    """Each declared class by itself and, for integer classes, by its text ("1" is 1)."""
+    found = {_plain(label): _plain(label) for label in problem.classes}
+    if problem.target.kind == "integer":
+        found |= {str(label): label for label in list(found)}
+    return found
+
+
+def class_checker(problem: Problem) -> Any:
+    """A validator taking a label to its declared class; an unknown one is refused by name."""
+    lookup = class_lookup(problem)
+    declared = list(lookup.values())
+
+    def known(value: Any) -> Any:
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and value in lookup:
+            return lookup[value]
+        raise ValueError(
+            f"unknown {problem.target.name} {value!r}: not one of the declared classes "
+            f"{list(dict.fromkeys(declared))}"
+        )
+
+    return BeforeValidator(known)
+
+
+def truth_type(problem: Problem) -> Any:
+    """A regression target's value within its range, or one of a classifier's classes."""
+    target = problem.target
+    if problem.is_classifier:
+        classes = [_plain(label) for label in problem.classes]
+        return Annotated[Any, class_checker(problem), WithJsonSchema({"enum": classes})]
+    return Annotated[float, Field(strict=True, allow_inf_nan=False, **_bounds(target))]
 
 
 def truth_model(problem: Problem = PROBLEM) -> type[TruthItem]:
-    """An actual target value of a served prediction, held to the target's declared range."""
+    """An actual target value of a served prediction: within the target's declared range, or
+    one of the declared classes (an unknown class is refused, named)."""
     target = problem.target
     name = _python_name(0, target.name)
-    value = Annotated[float, Field(strict=True, allow_inf_nan=False, **_bounds(target))]
     alias = None if name == target.name else target.name
-    fields: dict[str, Any] = {name: (value, Field(alias=alias, description=describe(target)))}
+    fields: dict[str, Any] = {
+        name: (truth_type(problem), Field(alias=alias, description=describe(target)))
+    }
     model = create_model(
         "GroundTruth",
         __base__=TruthItem,
@@ -200,13 +244,42 @@ def truth_model(problem: Problem = PROBLEM) -> type[TruthItem]:
     return model
 
 
+def predicted_field(problem: Problem = PROBLEM) -> str:
+    """The answer's field of a prediction, as batch scoring names its column."""
+    return f"predicted_{problem.target.name}"
+
+
+def probabilities_model(problem: Problem) -> type[BaseModel]:
+    """A classifier's probabilities: one field per declared class, named by the class."""
+    fields: dict[str, Any] = {}
+    for index, label in enumerate(problem.classes):
+        text = str(_plain(label))
+        name = _python_name(index, text)
+        fields[name] = (
+            Annotated[float, Field(ge=0.0, le=1.0)],
+            Field(alias=None if name == text else text, description=f"Probability of {text}"),
+        )
+    return create_model(
+        "Probabilities",
+        __config__=ConfigDict(populate_by_name=True),
+        __doc__="The probability of each declared class (they sum to 1).",
+        **fields,
+    )
+
+
 def prediction_model(problem: Problem = PROBLEM) -> type[BaseModel]:
-    """A prediction as the service answers it: ``predicted_<target>`` and its request id."""
-    described = f"Predicted {describe(problem.target)}, within its declared range."
-    fields: dict[str, Any] = {
-        "request_id": (str, ...),
-        f"predicted_{problem.target.name}": (float, Field(description=described)),
-    }
+    """A prediction as the service answers it: ``predicted_<target>`` and its request id, and
+    a classifier's class probabilities."""
+    target = problem.target
+    fields: dict[str, Any] = {"request_id": (str, ...)}
+    if problem.is_classifier:
+        classes = tuple(_plain(label) for label in problem.classes)
+        described = f"The most probable {describe(target)}, one of the declared classes."
+        fields[predicted_field(problem)] = (Literal[classes], Field(description=described))
+        fields["probabilities"] = (probabilities_model(problem), ...)
+    else:
+        described = f"Predicted {describe(target)}, within its declared range."
+        fields[predicted_field(problem)] = (float, Field(description=described))
     return create_model(
         "Prediction",
         __doc__="A prediction, and the request id to attach the actual value to later.",
@@ -214,62 +287,27 @@ def prediction_model(problem: Problem = PROBLEM) -> type[BaseModel]:
     )
 
 
-if TYPE_CHECKING:  # mypy sees plain models; at run time they carry the contract's fields
-
-    class Features(FeatureRow):
-        """One row to predict for."""
-
-    class GroundTruth(TruthItem):
-        """An actual target value."""
-
-    class Prediction(BaseModel):
-        """A prediction."""
-
-        request_id: str
-
-else:
-    Features = features_model()
-    GroundTruth = truth_model()
-    Prediction = prediction_model()
-
-
 class PredictRequest(BaseModel):
-    """One row to predict for; ``key`` (a user or session id) keeps the caller on one variant."""
+    """One row to predict for; ``key`` (a user or session id) keeps the caller on one variant.
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"features": example_row(), "key": "user-42"}]},
-    )
+    ``features`` is the problem's row model in the models :func:`api_models` builds.
+    """
 
-    features: Features
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_examples)
+    example: ClassVar[dict[str, JsonValue]] = {}
+
+    features: FeatureRow
     key: CallerKey | None = None
 
 
 class BatchRequest(BaseModel):
     """Several rows from one caller, answered by one variant."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"rows": [example_row()] * 2, "key": "user-7"}]},
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_examples)
+    example: ClassVar[dict[str, JsonValue]] = {}
 
-    rows: list[Features] = Field(min_length=1)
+    rows: list[FeatureRow] = Field(min_length=1)
     key: CallerKey | None = None
-
-
-class PredictResponse(Prediction):
-    """Which variant and model version answered."""
-
-    variant: str
-    model_version: int
-
-
-class BatchResponse(BaseModel):
-    """One prediction per row, in order; row ``i``'s request id is ``<batch id>/<i>``."""
-
-    variant: str
-    model_version: int
-    predictions: list[Prediction]
 
 
 class GroundTruthBatch(BaseModel):
@@ -277,12 +315,77 @@ class GroundTruthBatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    items: list[GroundTruth] = Field(min_length=1, max_length=MAX_GROUND_TRUTH)
+    items: list[TruthItem] = Field(min_length=1, max_length=MAX_GROUND_TRUTH)
 
 
-def truth_pairs(batch: GroundTruthBatch) -> list[tuple[str, float]]:
-    """(request id, actual value) of each item."""
+def truth_pairs(batch: GroundTruthBatch) -> list[tuple[str, Any]]:
+    """(request id, actual value or class) of each item."""
     return [item.pair() for item in batch.items]
+
+
+@dataclass(frozen=True)
+class ApiModels:
+    """The request and response bodies of one problem, and the name of its answer's field."""
+
+    predicted: str
+    predict_request: type[PredictRequest]
+    batch_request: type[BatchRequest]
+    predict_response: type[BaseModel]
+    batch_response: type[BaseModel]
+    ground_truth: type[GroundTruthBatch]
+
+
+def _list_of(model: type[BaseModel]) -> Any:
+    """``list[model]`` of a model built at run time."""
+    return list.__class_getitem__(model)
+
+
+def api_models(problem: Problem = PROBLEM) -> ApiModels:
+    """The bodies of ``problem``'s endpoints, with its fields (see the module's docstring)."""
+    features = features_model(problem)
+    predict_request = create_model(
+        "PredictRequest", __base__=PredictRequest, features=(features, ...)
+    )
+    predict_request.example = {"features": example_row(problem), "key": "user-42"}
+    batch_request = create_model(
+        "BatchRequest", __base__=BatchRequest, rows=(_list_of(features), Field(min_length=1))
+    )
+    batch_request.example = {"rows": [example_row(problem)] * 2, "key": "user-7"}
+    prediction = prediction_model(problem)
+    predict_response = create_model(
+        "PredictResponse",
+        __base__=prediction,
+        __doc__="A prediction, and which variant and model version answered.",
+        variant=(str, ...),
+        model_version=(int, ...),
+    )
+    batch_response = create_model(
+        "BatchResponse",
+        __doc__="One prediction per row, in order; row ``i``'s request id is ``<batch id>/<i>``.",
+        variant=(str, ...),
+        model_version=(int, ...),
+        predictions=(_list_of(prediction), ...),
+    )
+    truth = truth_model(problem)
+    ground_truth = create_model(
+        "GroundTruthBatch",
+        __base__=GroundTruthBatch,
+        items=(_list_of(truth), Field(min_length=1, max_length=MAX_GROUND_TRUTH)),
+    )
+    return ApiModels(
+        predicted_field(problem),
+        predict_request,
+        batch_request,
+        predict_response,
+        batch_response,
+        ground_truth,
+    )
+
+
+#: The bodies of ``problem.PROBLEM``, the contract's problem.
+API = api_models(PROBLEM)
+#: The answer's field of a prediction, as batch scoring names its column.
+PREDICTED = API.predicted
 
 
 class Attached(BaseModel):

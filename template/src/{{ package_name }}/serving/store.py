@@ -3,9 +3,11 @@
 ``predictions`` holds one row per served prediction: when, its request id, the caller's key,
 variant and model version, the contract's features with their types (categories that are
 text stay text), its event time and identifier when the caller gave them, the prediction,
-whether it was held to the target's range (``clipped``) and the latency. ``ground_truth``
-holds the actual target value by request id. Any SQLAlchemy URL works: SQLite by default,
-PostgreSQL (``postgresql+psycopg://...``) when the service is scaled out. A log made for
+whether it was held to the target's range (``clipped``) and the latency; for a classifier the
+prediction is the most probable class and one ``probability_<class>`` column per declared class
+follows it. ``ground_truth`` holds the actual target value (or class) by request id. Any
+SQLAlchemy URL works: SQLite by default, PostgreSQL (``postgresql+psycopg://...``) when the
+service is scaled out. A log made for
 another contract is refused at start-up with the columns that differ.
 """
 
@@ -53,9 +55,10 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.types import TypeEngine
 
-from ..problem import PROBLEM, Problem
+from ..predict import probability_column
+from ..problem import PROBLEM, DataValidationError, Problem
 from ..problem import Column as ContractColumn
-from .schemas import extra_columns
+from .schemas import class_lookup, extra_columns
 
 log = logging.getLogger(__name__)
 metadata = MetaData()
@@ -82,10 +85,15 @@ def sql_type(column: ContractColumn) -> TypeEngine[Any]:
     return types[column.kind]
 
 
+def _probability_columns(problem: Problem) -> list[str]:
+    return [probability_column(label) for label in problem.classes]
+
+
 def _logged(problem: Problem) -> list[ContractColumn]:
     """The contract's columns the log keeps: features, then event time and identifier."""
     columns = [*problem.feature_columns, *extra_columns(problem)]
-    clashes = sorted({c.name for c in columns} & {"id", *HEAD, *TAIL})
+    own = {"id", *HEAD, *TAIL, *_probability_columns(problem)}
+    clashes = sorted({c.name for c in columns} & own)
     if clashes:
         raise LogSchemaError(
             f"contract.py: column(s) {clashes} clash with the prediction log's own; rename them"
@@ -93,8 +101,34 @@ def _logged(problem: Problem) -> list[ContractColumn]:
     return columns
 
 
-def log_tables(problem: Problem, into: MetaData) -> tuple[Table, Table]:
-    """The ``predictions`` and ``ground_truth`` tables of ``problem``."""
+def _target_type(problem: Problem) -> TypeEngine[Any]:
+    """A value of the target: a number, or a classifier's class (integer or text)."""
+    return sql_type(problem.target) if problem.is_classifier else Float()
+
+
+@dataclass(frozen=True)
+class LogTables:
+    """The prediction log's tables for one problem, and the columns an entry fills in order."""
+
+    problem: Problem
+    metadata: MetaData
+    predictions: Table
+    ground_truth: Table
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The ``predictions`` columns a served prediction fills, in the order entries give them."""
+        return tuple(c.name for c in self.predictions.columns if c.name != "id")
+
+    @property
+    def target(self) -> str:
+        return self.problem.target.name
+
+
+def log_tables(problem: Problem, into: MetaData | None = None) -> LogTables:
+    """The ``predictions`` and ``ground_truth`` tables of ``problem`` (in a new ``MetaData``
+    unless ``into`` is given)."""
+    into = MetaData() if into is None else into
     logged = Table(
         "predictions",
         into,
@@ -105,7 +139,8 @@ def log_tables(problem: Problem, into: MetaData) -> tuple[Table, Table]:
         Column("variant", String(20), nullable=False),
         Column("model_version", Integer, nullable=False),
         *(Column(c.name, sql_type(c)) for c in _logged(problem)),
-        Column("prediction", Float, nullable=False),
+        Column("prediction", _target_type(problem), nullable=False),
+        *(Column(name, Float, nullable=False) for name in _probability_columns(problem)),
         Column("clipped", Boolean, nullable=False),
         Column("latency_ms", Float, nullable=False),
     )
@@ -113,16 +148,18 @@ def log_tables(problem: Problem, into: MetaData) -> tuple[Table, Table]:
         "ground_truth",
         into,
         Column("request_id", String(ID_LENGTH), primary_key=True),
-        Column(problem.target.name, Float, nullable=False),
+        Column(problem.target.name, _target_type(problem), nullable=False),
         Column("ts", DateTime(timezone=True), nullable=False),
     )
-    return logged, truth
+    return LogTables(problem, into, logged, truth)
 
 
-predictions, ground_truth = log_tables(PROBLEM, metadata)
-TARGET = PROBLEM.target.name
+#: The tables of ``problem.PROBLEM`` (in ``metadata``, which the monitoring tables join).
+TABLES = log_tables(PROBLEM, metadata)
+predictions, ground_truth = TABLES.predictions, TABLES.ground_truth
+TARGET = TABLES.target
 #: The ``predictions`` columns a served prediction fills, in the order entries give them.
-LOGGED_COLUMNS = tuple(c.name for c in predictions.columns if c.name != "id")
+LOGGED_COLUMNS = TABLES.columns
 
 
 def _python_type(kind: TypeEngine[Any]) -> type | None:
@@ -165,7 +202,7 @@ def check_schema(engine: Engine, tables: Sequence[Table] = (predictions, ground_
             )
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, tables: LogTables = TABLES) -> Engine:
     """An engine for ``url`` with its tables created and checked against the contract.
 
     SQLite: the folder is created and the log is in WAL mode, so that readers never block the
@@ -183,8 +220,8 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=10000")
             cursor.close()
 
-    check_schema(engine)
-    metadata.create_all(engine)
+    check_schema(engine, (tables.predictions, tables.ground_truth))
+    tables.metadata.create_all(engine)
     return engine
 
 
@@ -198,11 +235,12 @@ class LoggedPrediction:
     variant: str
     model_version: int
     features: tuple[Any, ...]  # in ``PROBLEM.features`` order
-    prediction: float
+    prediction: Any  # a value, or a classifier's class
     latency_ms: float
     clipped: bool = False
     extras: tuple[Any, ...] = ()  # event time and identifier, as ``schemas.extra_columns``
     claim: str | None = None
+    probabilities: tuple[float, ...] = ()  # a classifier's, in the contract's class order
 
     def rows(self) -> Iterator[tuple[Any, ...]]:
         """The row in ``LOGGED_COLUMNS`` order."""
@@ -215,6 +253,7 @@ class LoggedPrediction:
             *self.features,
             *(self.extras or repeat(None, N_EXTRAS)),
             self.prediction,
+            *self.probabilities,
             self.clipped,
             self.latency_ms,
         )
@@ -234,23 +273,31 @@ class LoggedBatch:
     variant: str
     model_version: int
     features: Sequence[tuple[Any, ...]]  # one tuple per row, in ``PROBLEM.features`` order
-    predictions: Sequence[float]
+    predictions: Sequence[Any]
     latency_ms: float
     clipped: Sequence[bool] = ()
     extras: Sequence[tuple[Any, ...]] = ()
     claim: str | None = None
+    probabilities: Sequence[tuple[float, ...]] = ()  # a classifier's, one tuple per row
 
     def rows(self) -> Iterator[tuple[Any, ...]]:
         """The rows in ``LOGGED_COLUMNS`` order."""
         n = len(self.request_ids)
         clipped = self.clipped or repeat(False, n)
         extras = self.extras or repeat((None,) * N_EXTRAS, n)
+        probabilities = self.probabilities or repeat((), n)
         shared = (self.ts, self.caller_key, self.variant, self.model_version)
         ts, key, variant, version = shared
-        for rid, row, more, value, held in zip(
-            self.request_ids, self.features, extras, self.predictions, clipped, strict=False
+        for rid, row, more, value, odds, held in zip(
+            self.request_ids,
+            self.features,
+            extras,
+            self.predictions,
+            probabilities,
+            clipped,
+            strict=False,
         ):
-            yield (ts, rid, key, variant, version, *row, *more, value, held, self.latency_ms)
+            yield (ts, rid, key, variant, version, *row, *more, value, *odds, held, self.latency_ms)
 
 
 N_EXTRAS = len(extra_columns(PROBLEM))
@@ -305,8 +352,10 @@ class PredictionLog:
         batch_size: int = 5_000,
         max_pending: int = 1_000_000,
         dead_letter: Path | None = None,
+        tables: LogTables = TABLES,
     ):
         self.engine = engine
+        self.tables = tables
         self.flush_interval = flush_interval
         self.batch_size = batch_size  # rows per transaction, at least (whole entries)
         self.max_pending = max_pending
@@ -346,7 +395,7 @@ class PredictionLog:
         """
         if not self.healthy:
             return False
-        rid = predictions.c.request_id
+        rid = self.tables.predictions.c.request_id
         query = (
             select(rid)
             .where(or_(rid == request_id, (rid > f"{request_id}/") & (rid < f"{request_id}0")))
@@ -488,17 +537,18 @@ class PredictionLog:
 
     def _insert(self, rows: Sequence[Row]) -> None:
         engine = self.engine  # read once: tests swap it to simulate an outage
+        columns = self.tables.columns
         with engine.begin() as conn:
             conn.execute(
-                insert(predictions), [dict(zip(LOGGED_COLUMNS, r, strict=True)) for r in rows]
+                insert(self.tables.predictions),
+                [dict(zip(columns, r, strict=True)) for r in rows],
             )
 
     def _set_aside(self, rows: Sequence[Row], kind: str, reason: str) -> None:
         """Keep rows the log could not write: in the dead-letter file, else in memory."""
         log.error("prediction log: %d row(s) set aside (%s): %s", len(rows), kind, reason)
-        records = [
-            {"reason": reason, "row": dict(zip(LOGGED_COLUMNS, row, strict=True))} for row in rows
-        ]
+        columns = self.tables.columns
+        records = [{"reason": reason, "row": dict(zip(columns, row, strict=False))} for row in rows]
         if self.dead_letter is None:
             self.set_aside.extend(records)
         else:
@@ -520,9 +570,9 @@ class Attachment:
     unknown_ids: list[str] = field(default_factory=list)  # a sample
 
 
-def _known(engine: Engine, ids: Sequence[str], chunk: int = 500) -> set[str]:
+def _known(engine: Engine, ids: Sequence[str], tables: LogTables, chunk: int = 500) -> set[str]:
     found: set[str] = set()
-    column = predictions.c.request_id
+    column = tables.predictions.c.request_id
     with engine.connect() as conn:
         for start in range(0, len(ids), chunk):
             part = ids[start : start + chunk]
@@ -530,37 +580,60 @@ def _known(engine: Engine, ids: Sequence[str], chunk: int = 500) -> set[str]:
     return found
 
 
+def truth_values(items: Sequence[tuple[str, Any]], problem: Problem) -> dict[str, Any]:
+    """Actual values by request id: finite numbers, or declared classes (integer classes also
+    by their text). An unknown class is a DataValidationError naming it."""
+    if not problem.is_classifier:
+        return {rid: float(value) for rid, value in items if math.isfinite(value)}
+    lookup = class_lookup(problem)
+    unknown = sorted({repr(v) for _, v in items if isinstance(v, bool) or v not in lookup})
+    if unknown:
+        raise DataValidationError(
+            f"ground truth: unknown {problem.target.name} {', '.join(unknown[:5])}; the "
+            f"declared classes are {list(problem.classes)}"
+        )
+    return {rid: lookup[value] for rid, value in items}
+
+
 def attach_ground_truth(
-    engine: Engine, items: Sequence[tuple[str, float]], sample: int = 20
+    engine: Engine,
+    items: Sequence[tuple[str, Any]],
+    sample: int = 20,
+    tables: LogTables = TABLES,
 ) -> Attachment:
-    """Attach actual target values by request id (a later value replaces an earlier one).
+    """Attach actual target values (a classifier's classes) by request id; a later value
+    replaces an earlier one.
 
     Only ids the prediction log holds are attached; the others are counted and sampled.
     """
-    values = {rid: float(value) for rid, value in items if math.isfinite(value)}
-    known = _known(engine, list(values))
+    values = truth_values(items, tables.problem)
+    known = _known(engine, list(values), tables)
     unknown = [rid for rid in values if rid not in known]
-    rows = [{"request_id": rid, TARGET: values[rid], "ts": datetime.now(UTC)} for rid in known]
+    target = tables.target
+    rows = [{"request_id": rid, target: values[rid], "ts": datetime.now(UTC)} for rid in known]
     if rows:
-        _upsert(engine, rows)
+        _upsert(engine, rows, tables)
     return Attachment(len(rows), len(unknown), unknown[:sample])
 
 
-def _upsert(engine: Engine, rows: list[dict[str, Any]]) -> None:
+def _upsert(engine: Engine, rows: list[dict[str, Any]], tables: LogTables) -> None:
     dialect = engine.dialect.name
+    truth, target = tables.ground_truth, tables.target
     with engine.begin() as conn:
         if dialect in ("sqlite", "postgresql"):
-            stmt = (sqlite_insert if dialect == "sqlite" else pg_insert)(ground_truth)
-            update = {TARGET: stmt.excluded[TARGET], "ts": stmt.excluded.ts}
+            stmt = (sqlite_insert if dialect == "sqlite" else pg_insert)(truth)
+            update = {target: stmt.excluded[target], "ts": stmt.excluded.ts}
             conn.execute(
                 stmt.on_conflict_do_update(index_elements=["request_id"], set_=update), rows
             )
         else:
             ids = [row["request_id"] for row in rows]
-            conn.execute(ground_truth.delete().where(ground_truth.c.request_id.in_(ids)))
-            conn.execute(insert(ground_truth), rows)
+            conn.execute(truth.delete().where(truth.c.request_id.in_(ids)))
+            conn.execute(insert(truth), rows)
 
 
-def upsert_ground_truth(engine: Engine, items: Sequence[tuple[str, float]]) -> int:
+def upsert_ground_truth(
+    engine: Engine, items: Sequence[tuple[str, Any]], tables: LogTables = TABLES
+) -> int:
     """Attach actual target values by request id; return how many (unknown ids are skipped)."""
-    return attach_ground_truth(engine, items).attached
+    return attach_ground_truth(engine, items, tables=tables).attached
