@@ -23,6 +23,7 @@ def set_offline_defaults(project_dir: Path | None = None) -> None:
     """Turn telemetry off, keep Prefect's home in the project and quiet the logs."""
     defaults = {
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # no bar per run config read
         "DO_NOT_TRACK": "1",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_HOME": str(state_dir(project_dir) / "prefect"),
