@@ -74,19 +74,25 @@ def _monitor(args: argparse.Namespace) -> None:
 
 def _score(args: argparse.Namespace) -> None:
     config = _prepare(args)
+    from ..datasets import resolve
     from .batch import batch_scoring_flow
 
     selection = _selection(args, args.source)
     location = args.source or config.data_source()
+    resolve(location)  # a missing input is one error line, before the flow starts
     window = None if selection is None else selection.window()
     batch_scoring_flow(location, args.output, window, args.chunk_rows)
 
 
 def _promote(args: argparse.Namespace) -> None:
     config = _prepare(args)
+    from ..datasets import resolve
     from .promotion import promotion_flow
 
-    promotion_flow(config=config, data=_selection(args, args.source))
+    selection = _selection(args, args.source) or config.promotion.data
+    if selection is not None:  # a missing source is one error line, before the flow starts
+        resolve(selection.location(config.data_source()))
+    promotion_flow(config=config, data=selection)
 
 
 def _attach_truth(args: argparse.Namespace) -> None:

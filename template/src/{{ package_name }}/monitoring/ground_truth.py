@@ -59,8 +59,8 @@ def truth_from_frame(frame: pd.DataFrame, source: str = "data") -> list[tuple[st
         unit = f" {target.unit}" if target.unit else ""
         raise DataValidationError(
             f"{source}: {int(bad.sum())} value(s) of {target.name} missing or outside its "
-            f"range {low:g}..{high:g}{unit}, first {raw.iloc[first]!r} "
-            f"(request id {frame[REQUEST_ID].iloc[first]!r})"
+            f"range {low:g}..{high:g}{unit}, first {raw.tolist()[first]!r} "
+            f"(request id {frame[REQUEST_ID].tolist()[first]!r})"
         )
     ids = frame[REQUEST_ID].astype(str)
     return list(zip(ids, values.tolist(), strict=True))
