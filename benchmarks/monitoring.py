@@ -1,7 +1,7 @@
 """Monitoring cost: the level-3 drift check on 10k, 100k and 1M logged predictions.
 
 One generated, installed level-3 project (or ``--project``). Its own code fills a prediction
-log (SQLite, the service's table and writer) with synthetic trips of a drifted month scored by
+log (SQLite, the service's table) with synthetic trips of a drifted month scored by
 a model trained on the reference month, with ground truth for a tenth of them. Then, per size
 and round, each contender runs in a fresh process of the project's interpreter, alternated:
 
@@ -77,7 +77,8 @@ def _config(work: Path, db: Path, rows: int, every_row: bool = False) -> Any:
         "prediction_log_url": f"sqlite:///{db}",
         "reports_dir": str(work / "reports"),
         "window": {"hours": SPAN_HOURS, "max_rows": rows},
-        "reference": {"data_dir": str(work / "data"), "months": ["2024-01"]},
+        "training_config": None,
+        "reference": {"source": str(work / "data")},
     }
     if every_row:
         tree["drift"] = {"sample_rows": 10**9}  # more than either side has
@@ -90,60 +91,68 @@ def child_prepare(work: Path) -> None:
 
     pkg = _package()
     synthetic = import_module(f"{pkg}.synthetic")
-    contract = import_module(f"{pkg}.contract")
+    datasets = import_module(f"{pkg}.datasets")
     model_mod = import_module(f"{pkg}.model")
     data = import_module(f"{pkg}.monitoring.data")
     synthetic.write_month(work / "data", 2024, 1, REFERENCE_ROWS, seed=1)
-    model = model_mod.train(contract.load_month(work / "data", 2024, 1))
+    model = model_mod.train(datasets.load(work / "data")[0])
     model_mod.save_model(model, work / "model.joblib")
     config = _config(work, work / "unused.db", 1)
-    reference = data.with_predictions(data.load_reference(config.reference), model)
-    reference.to_parquet(work / "reference.parquet", index=False)
+    frame = data.load_reference(config.reference, str(work / "data"))
+    data.with_predictions(frame, model).to_parquet(work / "reference.parquet", index=False)
 
 
 def child_fill(work: Path, db: Path, rows: int) -> None:
-    """``rows`` drifted trips, scored and written by the service's prediction log writer."""
+    """``rows`` drifted trips, scored and inserted into the service's prediction-log table."""
     from datetime import timedelta
     from importlib import import_module
 
     import numpy as np
+    from sqlalchemy import insert
 
     pkg = _package()
     synthetic = import_module(f"{pkg}.synthetic")
-    contract = import_module(f"{pkg}.contract")
-    features = import_module(f"{pkg}.features")
+    problem = import_module(f"{pkg}.problem").PROBLEM
     store = import_module(f"{pkg}.serving.store")
     model = import_module(f"{pkg}.model").load_model(work / "model.joblib")
-    # add_target drops trips outside 1-60 minutes: generate a few more than needed.
+    # prepare drops trips outside the target's range: generate a few more than needed.
     raw = synthetic.generate_trips(2024, 2, rows + rows // 10 + 100, seed=7, drift=CURRENT_DRIFT)
-    trips = contract.add_target(contract.validate_trips(raw))
-    trips = trips.head(rows).reset_index(drop=True)
-    x = features.prepare_features(trips)
-    predicted = np.asarray(model.predict(x), dtype="float64")
+    trips = problem.prepare(raw, "generated trips").head(rows).reset_index(drop=True)
+    features = problem.feature_frame(trips)
+    raw_predictions = np.asarray(model.predict(features), dtype="float64")
+    predicted, _ = problem.clip(raw_predictions)
+    low, high = problem.target_range
     start, _ = _span()
-    step = SPAN_HOURS * 3600 / max(len(x), 1)
+    step = SPAN_HOURS * 3600 / max(len(features), 1)
     engine = store.make_engine(f"sqlite:///{db}")
-    log = store.PredictionLog(engine, flush_interval=0.0, batch_size=20_000)
-    values = x.to_numpy(dtype="float64").tolist()
-    for i, (feats, pred) in enumerate(zip(values, predicted.tolist(), strict=True)):
-        log.record(
-            store.LoggedPrediction(
-                ts=start + timedelta(seconds=i * step),
-                request_id=f"r{i}",
-                caller_key=None,
-                variant="champion" if i % 10 else "challenger",
-                model_version=1 if i % 10 else 2,
-                features=tuple(feats),
-                prediction=pred,
-                latency_ms=1.0,
-            )
-        )
-    log.flush()
-    log.close()
+    columns = set(store.predictions.c.keys())
+    records = features.to_dict("records")
+    batch: list[dict[str, Any]] = []
+    with engine.begin() as conn:
+        for i, (row, value, original) in enumerate(
+            zip(records, predicted.tolist(), raw_predictions.tolist(), strict=True)
+        ):
+            logged = {
+                **row,
+                "ts": start + timedelta(seconds=i * step),
+                "request_id": f"r{i}",
+                "variant": "champion" if i % 10 else "challenger",
+                "model_version": 1 if i % 10 else 2,
+                "prediction": value,
+                "clipped": not low <= original <= high,
+                "latency_ms": 1.0,
+            }
+            batch.append({name: logged[name] for name in logged if name in columns})
+            if len(batch) == 20_000:
+                conn.execute(insert(store.predictions), batch)
+                batch = []
+        if batch:
+            conn.execute(insert(store.predictions), batch)
     every = round(1 / LABELLED_SHARE)
-    truth = [(f"r{i}", float(v)) for i, v in enumerate(trips[contract.TARGET]) if i % every == 0]
+    target = problem.target.name
+    truth = [(f"r{i}", float(v)) for i, v in enumerate(trips[target]) if i % every == 0]
     store.upsert_ground_truth(engine, truth)
-    print(json.dumps({"rows": len(values), "labelled": len(truth)}))
+    print(json.dumps({"rows": len(records), "labelled": len(truth)}))
 
 
 def _read_plain(db: Path, columns: list[str]) -> Any:
@@ -170,8 +179,8 @@ def child_measure(mode: str, work: Path, db: Path, rows: int) -> None:
 
     pkg = _package()
     import_module(f"{pkg}.training.environment").set_offline_defaults()
-    contract = import_module(f"{pkg}.contract")
-    columns = [*contract.FEATURES, "prediction"]
+    problem = import_module(f"{pkg}.problem").PROBLEM
+    columns = [*problem.features, "prediction"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from evidently import DataDefinition, Dataset, Report
@@ -202,8 +211,8 @@ def child_measure(mode: str, work: Path, db: Path, rows: int) -> None:
         out["rows"] = len(current)
         if mode == "evidently":
             definition = DataDefinition(
-                categorical_columns=list(contract.CATEGORICAL_FEATURES),
-                numerical_columns=[*contract.NUMERICAL_FEATURES, "prediction"],
+                categorical_columns=list(problem.categorical),
+                numerical_columns=[*problem.numeric, "prediction"],
             )
             snapshot = Report([DataDriftPreset()]).run(
                 current_data=Dataset.from_pandas(current, data_definition=definition),
