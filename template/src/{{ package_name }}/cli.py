@@ -150,23 +150,28 @@ def write_frame(frame: Any, output: Path) -> None:
         frame.to_parquet(output, index=False)
 
 
-def _predict(args: argparse.Namespace) -> None:
+def with_predictions(model: Any, frame: Any, source: str) -> tuple[Any, int]:
+    """``frame`` with ``predicted_<target>`` (a classifier's also with one probability column
+    per class), and how many predictions were held to the target's range."""
     import pandas as pd
 
-    from .datasets import read_file
-    from .model import load_model
     from .predict import predict_proba_frame, predict_with_count, predicted_column
     from .problem import PROBLEM
 
+    if PROBLEM.is_classifier:
+        predicted = predict_proba_frame(model, frame, source=source)
+        return pd.concat([frame.reset_index(drop=True), predicted], axis=1), 0
+    predictions, clipped = predict_with_count(model, frame, source=source)
+    return frame.assign(**{predicted_column(): predictions}), clipped
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from .datasets import read_file
+    from .model import load_model
+
     model = load_model(args.model_path)
     frame, _ = read_file(args.input)
-    clipped = 0
-    if PROBLEM.is_classifier:  # the class, then one probability column per class
-        predicted = predict_proba_frame(model, frame, source=str(args.input))
-        out = pd.concat([frame.reset_index(drop=True), predicted], axis=1)
-    else:
-        predictions, clipped = predict_with_count(model, frame, source=str(args.input))
-        out = frame.assign(**{predicted_column(): predictions})
+    out, clipped = with_predictions(model, frame, str(args.input))
     write_frame(out, args.output)
     note = f" ({clipped} held to the target's range)" if clipped else ""
     print(f"wrote {len(out)} predictions to {args.output}{note}")

@@ -91,22 +91,20 @@ def predict(args: argparse.Namespace) -> int:
     from . import environment
 
     environment.set_offline_defaults()
-    from ..cli import write_frame
+    from ..cli import with_predictions, write_frame
     from ..datasets import read_file
-    from ..predict import predict_with_count
-    from ..problem import PROBLEM
-    from .registry import ModelNotFoundError
+    from .registry import ModelNotFoundError, check_task
     from .tracking import configure_tracking
 
     configure_tracking()
     frame, _ = read_file(args.input)
     try:
         model, version = _load_registered(args.alias, args.model_version)
+        check_task(model, version)
     except ModelNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    predictions, clipped = predict_with_count(model, frame, source=str(args.input))
-    out = frame.assign(**{f"predicted_{PROBLEM.target.name}": predictions})
+    out, clipped = with_predictions(model, frame, str(args.input))
     write_frame(out, args.output)
     which = f"{args.alias!r} (version {version})"
     if args.model_version is not None:
@@ -139,7 +137,8 @@ def register(commands: Any) -> None:
         "predict",
         help="predict for a file of inputs with a registered model",
         description="Read a parquet or csv file with the contract's feature columns and write "
-        "it back with a predicted_<target> column, scored by the registry's champion "
+        "it back with a predicted_<target> column (a classifier's also with a "
+        "probability_<class> column per class), scored by the registry's champion "
         "(or --alias / --version).",
     )
     score.add_argument("--input", type=Path, required=True, help="parquet or csv file")

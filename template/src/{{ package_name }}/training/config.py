@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..datasets import Window
 from ..features import FAMILIES
+from ..model import check_metric, primary_metric
+from ..problem import PROBLEM, Problem
+from .search import space_problems
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -78,12 +81,19 @@ class ModelConfig(StrictModel):
 
 
 class SearchConfig(StrictModel):
-    """Hyperparameter search: ``budget`` trials sampled from ``space`` (or the family default)."""
+    """Hyperparameter search: ``budget`` trials sampled from ``space`` (or the family default),
+    the best by ``metric`` on the tuning rows."""
 
     budget: int = Field(default=8, ge=1, le=500)
     seed: int = 42
     tuning_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
+    #: What the trials are compared on (a metric of the task); None: the task's primary metric.
+    metric: str | None = None
     space: dict[str, list[Any]] = Field(default_factory=dict)
+
+    def objective(self, problem: Problem = PROBLEM) -> str:
+        """The metric the search optimises for ``problem`` (ValueError if it does not fit)."""
+        return check_metric(self.metric or primary_metric(problem), problem)
 
     @field_validator("space")
     @classmethod
@@ -100,6 +110,23 @@ class TrainingConfig(StrictModel):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+
+    def check(self, problem: Problem = PROBLEM, source: str = "configuration") -> TrainingConfig:
+        """This configuration if it fits ``problem``'s task (its search metric and space);
+        else a ConfigError naming each field that does not."""
+        errors = []
+        try:
+            self.search.objective(problem)
+        except ValueError as exc:
+            errors.append(f"search.metric: {exc}")
+        errors += [
+            f"search.space: {found}"
+            for found in space_problems(self.model.family, self.search.space, problem)
+        ]
+        if errors:
+            lines = [f"{source}: invalid training configuration for {problem.name!r}", *errors]
+            raise ConfigError("\n  ".join(lines))
+        return self
 
 
 def _set_dotted(tree: dict[str, Any], assignment: str) -> None:
@@ -166,5 +193,7 @@ def load_yaml(
 def load_config(
     path: str | Path | None = DEFAULT_CONFIG, overrides: Iterable[str] = ()
 ) -> TrainingConfig:
-    """The training configuration at ``path`` (None: built-in defaults) with ``overrides``."""
-    return load_yaml(TrainingConfig, path, overrides, "training configuration")
+    """The training configuration at ``path`` (None: built-in defaults) with ``overrides``,
+    checked against the contract's task."""
+    config = load_yaml(TrainingConfig, path, overrides, "training configuration")
+    return config.check(PROBLEM, "defaults" if path is None else str(path))

@@ -28,24 +28,23 @@ from mlflow.models import infer_signature
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from sklearn.metrics import root_mean_squared_error
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
 from .. import datasets
 from ..datasets import Lineage
 from ..features import build_pipeline
-from ..model import evaluate
-from ..problem import PROBLEM
+from ..model import evaluate, scores
+from ..problem import PROBLEM, Problem
 from . import environment, plots, registry, tracking
 from .config import DataConfig, TrainingConfig
-from .search import sample_trials
+from .search import best_trial, sample_trials
 
 MODEL_ARTIFACT = "model"
 # Packages the logged model needs to load; explicit, so MLflow does not spend seconds inferring.
 MODEL_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "pandas", "scipy")
 
-Floats = npt.NDArray[np.float64]
+Targets = npt.NDArray[Any]  # values (regression) or class labels
 
 
 @dataclass(frozen=True)
@@ -124,13 +123,17 @@ class Features:
     """Model inputs and targets: a fit/tune split of the training rows, and validation."""
 
     x_train: pd.DataFrame = field(repr=False)
-    y_train: Floats = field(repr=False)
+    y_train: Targets = field(repr=False)
     x_fit: pd.DataFrame = field(repr=False)
-    y_fit: Floats = field(repr=False)
+    y_fit: Targets = field(repr=False)
     x_tune: pd.DataFrame = field(repr=False)
-    y_tune: Floats = field(repr=False)
+    y_tune: Targets = field(repr=False)
     x_validation: pd.DataFrame = field(repr=False)
-    y_validation: Floats = field(repr=False)
+    y_validation: Targets = field(repr=False)
+
+    def tuning_rows(self, problem: Problem = PROBLEM) -> pd.DataFrame:
+        """The tuning rows with their target, as :func:`model.evaluate` takes them."""
+        return self.x_tune.assign(**{problem.target.name: self.y_tune})
 
 
 @dataclass(frozen=True)
@@ -162,33 +165,59 @@ def git_commit() -> str | None:
 
 
 @task(name="load data", cache_policy=NO_CACHE)
-def load_data(data: DataConfig) -> TrainingData:
+def load_data(data: DataConfig, problem: Problem = PROBLEM) -> TrainingData:
     """Read, validate and label the training and validation windows of ``data.source``.
 
-    Missing files are an error naming them (``make data`` writes the example's); bad rows stop
-    the run here, before anything is logged or registered.
+    Without a validation window the latest rows by event time are held out (without an event
+    time: a random share, stratified by class for classifiers). Missing files are an error
+    naming them (``make data`` writes the example's); bad rows stop the run here, before
+    anything is logged or registered.
     """
-    train, train_lineage = datasets.load(data.train.location(data.source), data.train.window())
+    train, train_lineage = datasets.load(
+        data.train.location(data.source), data.train.window(), problem=problem
+    )
     if data.validation is None:
-        train, validation = datasets.split(train, data.validation_fraction, data.seed)
+        train, validation = datasets.split(train, data.validation_fraction, data.seed, problem)
         validation_lineage = None
     else:
         validation, validation_lineage = datasets.load(
-            data.validation.location(data.source), data.validation.window()
+            data.validation.location(data.source), data.validation.window(), problem=problem
         )
     return TrainingData(
         train, validation, train_lineage, validation_lineage, data.validation_fraction
     )
 
 
+def _targets(frame: pd.DataFrame, problem: Problem) -> Targets:
+    """The labelled target column: float values, or class labels for classifiers."""
+    column = frame[problem.target.name]
+    return column.to_numpy() if problem.is_classifier else column.to_numpy(dtype="float64")
+
+
+def _stratify(labels: Targets, tuning_fraction: float, problem: Problem) -> Targets | None:
+    """Labels to stratify the tuning split by: a classifier's, when every class can be split."""
+    if not problem.is_classifier:
+        return None
+    counts = pd.Series(labels).value_counts()
+    held_out = round(len(labels) * tuning_fraction)
+    splittable = counts.min() >= 2 and len(counts) <= min(held_out, len(labels) - held_out)
+    return labels if splittable else None
+
+
 @task(name="prepare features", cache_policy=NO_CACHE)
-def make_features(data: TrainingData, tuning_fraction: float, seed: int) -> Features:
-    """Select the model inputs; hold out a tuning split of the training rows."""
-    target = PROBLEM.target.name
-    x_train = PROBLEM.feature_frame(data.train)
-    y_train = data.train[target].to_numpy(dtype="float64")
+def make_features(
+    data: TrainingData, tuning_fraction: float, seed: int, problem: Problem = PROBLEM
+) -> Features:
+    """Select the model inputs; hold out a tuning split of the training rows (stratified by
+    class for classifiers)."""
+    x_train = problem.feature_frame(data.train)
+    y_train = _targets(data.train, problem)
     x_fit, x_tune, y_fit, y_tune = train_test_split(
-        x_train, y_train, test_size=tuning_fraction, random_state=seed
+        x_train,
+        y_train,
+        test_size=tuning_fraction,
+        random_state=seed,
+        stratify=_stratify(y_train, tuning_fraction, problem),
     )
     return Features(
         x_train=x_train,
@@ -197,42 +226,50 @@ def make_features(data: TrainingData, tuning_fraction: float, seed: int) -> Feat
         y_fit=y_fit,
         x_tune=x_tune,
         y_tune=y_tune,
-        x_validation=PROBLEM.feature_frame(data.validation),
-        y_validation=data.validation[target].to_numpy(dtype="float64"),
+        x_validation=problem.feature_frame(data.validation),
+        y_validation=_targets(data.validation, problem),
     )
 
 
 @task(name="tune hyperparameters", cache_policy=NO_CACHE)
-def tune(features: Features, config: TrainingConfig, run_id: str) -> dict[str, Any]:
-    """Try ``search.budget`` parameter sets, each a nested MLflow run; return the best set."""
+def tune(
+    features: Features, config: TrainingConfig, run_id: str, problem: Problem = PROBLEM
+) -> dict[str, Any]:
+    """Try ``search.budget`` parameter sets, each a nested MLflow run with the task's metrics on
+    the tuning rows; return the set best by ``search.metric`` (in its direction)."""
     search, family = config.search, config.model.family
-    trials = sample_trials(family, search.budget, search.seed, search.space or None)
-    scores: list[float] = []
+    objective = search.objective(problem)
+    trials = sample_trials(family, search.budget, search.seed, search.space or None, problem)
+    tuning_rows = features.tuning_rows(problem)
+    found: list[float] = []
     with mlflow.start_run(run_id=run_id):
         for number, params in enumerate(trials):
             with mlflow.start_run(run_name=f"trial-{number:03d}", nested=True):
-                model = build_pipeline(family, params).fit(features.x_fit, features.y_fit)
-                rmse = float(
-                    root_mean_squared_error(features.y_tune, model.predict(features.x_tune))
-                )
+                model = build_pipeline(family, params, problem)
+                model.fit(features.x_fit, features.y_fit)
+                metrics = evaluate(model, tuning_rows, problem)
                 mlflow.log_params({"family": family, **params})
-                mlflow.log_metric("tune_rmse", rmse)
-                scores.append(rmse)
-        best = int(np.argmin(scores))
-        mlflow.log_metrics({"tune_rmse": scores[best], "trials": float(len(trials))})
+                mlflow.log_metrics({f"tune_{name}": value for name, value in metrics.items()})
+                found.append(metrics[objective])
+        best = best_trial(objective, found)
+        mlflow.log_metrics({f"tune_{objective}": found[best], "trials": float(len(trials))})
     return trials[best]
 
 
 @task(name="train best model", cache_policy=NO_CACHE)
-def train_best(features: Features, family: str, params: dict[str, Any]) -> Pipeline:
+def train_best(
+    features: Features, family: str, params: dict[str, Any], problem: Problem = PROBLEM
+) -> Pipeline:
     """Fit the best parameter set on all training rows."""
-    return build_pipeline(family, params).fit(features.x_train, features.y_train)
+    return build_pipeline(family, params, problem).fit(features.x_train, features.y_train)
 
 
 @task(name="evaluate on the held-out rows", cache_policy=NO_CACHE)
-def evaluate_model(model: Pipeline, data: TrainingData) -> dict[str, float]:
-    """RMSE, MAE (in the target's unit) and R2 on the validation rows."""
-    return evaluate(model, data.validation)
+def evaluate_model(
+    model: Pipeline, data: TrainingData, problem: Problem = PROBLEM
+) -> dict[str, float]:
+    """The task's metrics on the validation rows (see ``model.evaluate``)."""
+    return evaluate(model, data.validation, problem)
 
 
 def _pip_requirements() -> list[str]:
@@ -257,19 +294,32 @@ def _log_model(model: Pipeline, features: Features) -> None:
         )
 
 
-def _log_plots(model: Pipeline, features: Features) -> None:
-    predicted = np.asarray(model.predict(features.x_validation), dtype="float64")
-    truth = features.y_validation
-    mlflow.log_figure(plots.predicted_vs_actual(truth, predicted), "plots/predicted_vs_actual.png")
-    mlflow.log_figure(plots.residuals(truth, predicted), "plots/residuals.png")
-    table = plots.error_by_bucket(features.x_validation, truth, predicted)
-    mlflow.log_figure(plots.error_by_bucket_figure(table), "plots/error_by_bucket.png")
+def _log_plots(model: Pipeline, data: TrainingData, problem: Problem) -> None:
+    """Figures (and their tables) of the model on the validation rows, under ``plots/``."""
+    found = scores(model, data.validation, problem)
+    if problem.is_classifier:
+        assert found.probabilities is not None, "scores() gives classifiers' probabilities"
+        confusion = plots.confusion_table(found.truth, found.predicted, problem)
+        mlflow.log_figure(plots.confusion_figure(confusion), "plots/confusion_matrix.png")
+        mlflow.log_table(confusion.reset_index(), "plots/confusion_matrix.json")
+        calibration = plots.calibration_table(found.truth, found.probabilities, problem)
+        mlflow.log_figure(plots.calibration_figure(calibration, problem), "plots/calibration.png")
+        mlflow.log_table(calibration, "plots/calibration.json")
+        return
+    truth, predicted = found.truth, np.asarray(found.predicted, dtype="float64")
+    mlflow.log_figure(
+        plots.predicted_vs_actual(truth, predicted, problem), "plots/predicted_vs_actual.png"
+    )
+    mlflow.log_figure(plots.residuals(truth, predicted, problem), "plots/residuals.png")
+    features = problem.feature_frame(data.validation)
+    table = plots.error_by_bucket(features, truth, predicted, problem)
+    mlflow.log_figure(plots.error_by_bucket_figure(table, problem), "plots/error_by_bucket.png")
     mlflow.log_table(table.reset_index(), "plots/error_by_bucket.json")
 
 
-def _log_datasets(data: TrainingData) -> None:
+def _log_datasets(data: TrainingData, problem: Problem) -> None:
     """The training and validation rows as MLflow dataset inputs, named by their location."""
-    target = PROBLEM.target.name
+    target = problem.target.name
     validation = data.validation_lineage or data.train_lineage
     for context, frame, lineage, window in [
         ("training", data.train, data.train_lineage, data.train_lineage.window),
@@ -295,18 +345,25 @@ def log_run(
     params: dict[str, Any],
     model: Pipeline,
     metrics: dict[str, float],
+    problem: Problem = PROBLEM,
 ) -> None:
     """Log params, metrics, the data lineage, plots and the model (signature, input example)."""
+    search = config.search
     with mlflow.start_run(run_id=run_id):
         mlflow.log_params({"family": config.model.family, **params, **data.as_params()})
         mlflow.log_params(
-            {"search.budget": config.search.budget, "search.seed": config.search.seed}
+            {
+                "task": problem.task,
+                "search.budget": search.budget,
+                "search.seed": search.seed,
+                "search.metric": search.objective(problem),
+            }
         )
         mlflow.log_metrics(metrics)
         mlflow.log_dict(data.as_dict(), "data/lineage.json")
         mlflow.log_dict(config.model_dump(mode="json"), "config/training.json")
-        _log_datasets(data)
-        _log_plots(model, features)
+        _log_datasets(data, problem)
+        _log_plots(model, data, problem)
         _log_model(model, features)
 
 
@@ -322,11 +379,11 @@ def assign_alias(version: int) -> str:
     return registry.assign_initial_alias(version)
 
 
-def _start_run(config: TrainingConfig, data: TrainingData) -> str:
+def _start_run(config: TrainingConfig, data: TrainingData, problem: Problem) -> str:
     """Open the parent MLflow run of this training and return its id."""
     experiment = mlflow.get_experiment_by_name(tracking.EXPERIMENT_NAME)
     assert experiment is not None, "configure_tracking() creates the experiment"
-    tags = {"family": config.model.family, **data.tags()}
+    tags = {"family": config.model.family, "task": problem.task, **data.tags()}
     commit = git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
@@ -339,22 +396,29 @@ def _start_run(config: TrainingConfig, data: TrainingData) -> str:
 
 
 @flow(name="training", log_prints=False)
-def training_flow(config: TrainingConfig, assign_aliases: bool = True) -> TrainingResult:
-    """Train, track and register a model as ``config`` says.
+def training_flow(
+    config: TrainingConfig, assign_aliases: bool = True, problem: Problem | None = None
+) -> TrainingResult:
+    """Train, track and register a model as ``config`` says, for ``problem`` (None: the
+    contract's).
 
     With ``assign_aliases=False`` the new version gets no alias, so nothing can serve it
     before a caller's own gate decides (level 4's retraining does that).
     """
+    problem = problem or PROBLEM
+    config.check(problem)
     tracking.configure_tracking()
-    data = load_data(config.data)  # bad data stops here: nothing is logged or registered
-    run_id = _start_run(config, data)
+    # bad data stops here: nothing is logged or registered
+    data = load_data(config.data, problem)
+    run_id = _start_run(config, data, problem)
     client = MlflowClient()
     try:
-        features = make_features(data, config.search.tuning_fraction, config.search.seed)
-        params = tune(features, config, run_id)
-        model = train_best(features, config.model.family, params)
-        metrics = evaluate_model(model, data)
-        log_run(run_id, config, data, features, params, model, metrics)
+        search = config.search
+        features = make_features(data, search.tuning_fraction, search.seed, problem)
+        params = tune(features, config, run_id, problem)
+        model = train_best(features, config.model.family, params, problem)
+        metrics = evaluate_model(model, data, problem)
+        log_run(run_id, config, data, features, params, model, metrics, problem)
         version = register(run_id)
     except BaseException:
         client.set_terminated(run_id, "FAILED")

@@ -1,7 +1,9 @@
 """Diagnostic figures of a model on its validation rows (no display needed).
 
-Axes are named after the contract's target and its unit; errors are broken down by the first
-numeric feature (or, without one, by the predicted value).
+Regression: predicted against actual values, residuals and errors by bucket; axes are named after
+the contract's target and its unit, errors broken down by the first numeric feature (or, without
+one, by the predicted value). Classification: a confusion matrix and a calibration (reliability)
+plot: of the positive class for a binary task, of each class against the rest for multiclass.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from ..problem import PROBLEM, Problem
 
 Floats = npt.NDArray[np.float64]
 BUCKETS = 5
+#: Probability bins of the calibration plot.
+BINS = 10
 _MAX_POINTS = 5_000
 
 
@@ -99,4 +103,94 @@ def error_by_bucket_figure(table: pd.DataFrame, problem: Problem = PROBLEM) -> F
     ax.set(xlabel=f"{table.index.name} (quantile buckets)", ylabel=f"MAE {_label(problem)}")
     ax.set_title(f"Error by {table.index.name}")
     fig.tight_layout()
+    return fig
+
+
+def confusion_table(
+    truth: npt.ArrayLike, predicted: npt.ArrayLike, problem: Problem = PROBLEM
+) -> pd.DataFrame:
+    """Rows per actual (index) and predicted (columns) class, in the contract's class order."""
+    classes = list(problem.classes)
+    table = pd.crosstab(
+        pd.Categorical(np.asarray(truth), categories=classes),
+        pd.Categorical(np.asarray(predicted), categories=classes),
+        dropna=False,
+    )
+    table.index = pd.Index([str(c) for c in classes], name=f"actual {problem.target.name}")
+    table.columns = pd.Index([str(c) for c in classes], name=f"predicted {problem.target.name}")
+    return table
+
+
+def confusion_figure(table: pd.DataFrame) -> Figure:
+    """Heat map of :func:`confusion_table`: counts, coloured by their share of the actual class."""
+    counts = table.to_numpy()
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = 2.5 + 0.6 * len(table)
+    fig = Figure(figsize=(size + 1, size))
+    ax = fig.subplots()
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (row, column), count in np.ndenumerate(counts):
+        colour = "white" if shares[row, column] > 0.5 else "black"
+        ax.text(column, row, str(count), ha="center", va="center", color=colour)
+    ticks = np.arange(len(table))
+    ax.set_xticks(ticks, list(table.columns), rotation=30)
+    ax.set_yticks(ticks, list(table.index))
+    ax.set(xlabel=table.columns.name, ylabel=table.index.name)
+    ax.set_title("Confusion matrix")
+    fig.colorbar(image, ax=ax, label="share of the actual class")
+    fig.tight_layout()
+    return fig
+
+
+def calibration_table(
+    truth: npt.ArrayLike,
+    probabilities: Floats,
+    problem: Problem = PROBLEM,
+    bins: int = BINS,
+) -> pd.DataFrame:
+    """Mean predicted probability against the observed share, per probability bin and class.
+
+    Binary: the positive class only; multiclass: each class against the rest. Empty bins are
+    left out; ``rows`` counts the rows in each bin.
+    """
+    truth = np.asarray(truth)
+    if problem.task == "binary":
+        shown = [problem.classes.index(problem.positive_class)]
+    else:
+        shown = list(range(len(problem.classes)))
+    parts = []
+    for column in shown:
+        label = problem.classes[column]
+        predicted = probabilities[:, column]
+        frame = pd.DataFrame(
+            {
+                "bin": np.clip((predicted * bins).astype(int), 0, bins - 1),
+                "predicted": predicted,
+                "observed": (truth == label).astype("float64"),
+            }
+        )
+        table = frame.groupby("bin").agg(
+            predicted=("predicted", "mean"), observed=("observed", "mean"), rows=("bin", "size")
+        )
+        parts.append(table.reset_index().assign(**{"class": str(label)}))
+    return pd.concat(parts, ignore_index=True)[["class", "bin", "predicted", "observed", "rows"]]
+
+
+def calibration_figure(table: pd.DataFrame, problem: Problem = PROBLEM) -> Figure:
+    """Reliability curves of :func:`calibration_table` beside the perfectly calibrated diagonal."""
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="black", linewidth=1, linestyle="--", label="calibrated")
+    for label, curve in table.groupby("class", sort=False):
+        ax.plot(curve["predicted"], curve["observed"], marker="o", label=str(label))
+    target = problem.target.name
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="predicted probability",
+        ylabel="observed share of the class",
+    )
+    which = "positive class" if problem.task == "binary" else "each class against the rest"
+    ax.set_title(f"Calibration: {which}")
+    ax.legend(title=target, loc="upper left")
     return fig

@@ -1,7 +1,9 @@
 """The model registry: versions of the project's model and the aliases that point at them.
 
 The first version ever registered becomes ``champion``; later ones become ``challenger`` until
-something promotes them. Aliases only: MLflow's deprecated stages are not used.
+something promotes them (level 2 compares no metrics: promotion gates do). Aliases only:
+MLflow's deprecated stages are not used. Models load as scikit-learn pipelines, so a
+classifier's ``predict_proba`` is at hand.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import mlflow.sklearn
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModel
 from mlflow.exceptions import MlflowException
+from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
+
+from ..problem import PROBLEM, Problem
 
 #: Registered model name (``MODEL_NAME`` in the environment overrides the package name).
 MODEL_NAME: Final = os.environ.get("MODEL_NAME") or __name__.split(".")[0]
@@ -87,6 +92,16 @@ def load_model_version(version: int, name: str = MODEL_NAME) -> Pipeline:
     if not isinstance(model, Pipeline):
         raise ModelNotFoundError(f"{name} version {version} is not a scikit-learn Pipeline")
     return model
+
+
+def check_task(model: Pipeline, version: int, problem: Problem = PROBLEM) -> None:
+    """Refuse a registered regressor for a classification contract, and vice versa."""
+    if is_classifier(model) != problem.is_classifier:
+        kind = "classifier" if is_classifier(model) else "regressor"
+        raise ModelNotFoundError(
+            f"version {version} of {MODEL_NAME!r} is a {kind}, but contract.py declares a "
+            f"{problem.task} task; train a model for it (make train)"
+        )
 
 
 def load_model_by_alias(alias: str, name: str = MODEL_NAME) -> tuple[Pipeline, int]:
