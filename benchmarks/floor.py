@@ -1,7 +1,8 @@
 """In-process one-row predict time of the registered champion (run in the project's venv).
 
 ``python floor.py PACKAGE ROW_JSON``: prints JSON with the median milliseconds of (a) MLflow's
-pyfunc predict on a one-row DataFrame and (b) the service's own predictor on one row.
+pyfunc predict on a one-row DataFrame and (b) the service's own predictor on one row (a
+classifier's: its class probabilities, as the service asks for them).
 """
 
 from __future__ import annotations
@@ -39,9 +40,11 @@ def main(package: str, row: dict[str, float]) -> dict[str, float]:
     pipeline, _ = registry.load_model_by_alias(registry.CHAMPION)
     served = predictor.make_predictor(pipeline)
     values = tuple(row[name] for name in problem.features)
+    # what the service calls: a classifier's probabilities, a regressor's values
+    answer = served.predict_proba_rows if problem.is_classifier else served.predict_rows
     return {
         "pyfunc_dataframe_ms": median_ms(lambda: pyfunc.predict(frame)),
-        "service_predictor_ms": median_ms(lambda: served.predict_rows([values])),
+        "service_predictor_ms": median_ms(lambda: answer([values])),
         "service_fast_path": float(bool(served.fast_path)),
     }
 
