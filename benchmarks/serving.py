@@ -81,6 +81,7 @@ def prepare_project(work: Path) -> Path:
     render_project(template, project, 3)
     sh(["make", "install"], project, timeout=900)
     (project / ".mlops").mkdir(exist_ok=True)
+    sh(["make", "data"], project, timeout=600)  # the example's data: nothing is generated silently
     sh(["make", "train"], project, timeout=900)
     return project
 
