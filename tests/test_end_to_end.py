@@ -13,19 +13,20 @@ from tests.conftest import git_commit_all, git_status, run
 
 pytestmark = pytest.mark.slow
 
-# The commands a new user runs at each level, in order (see each level's README).
+# The commands a new user runs at each level after `make install`, in order (see each level's
+# README). The `installed` fixture ran `make install` on the fresh project, once per run.
 MAKE_TARGETS: dict[int, list[str]] = {
     # `secrets`: no generated file holds anything a secret scanner flags.
-    1: ["install", "secrets", "lint", "test", "train"],
+    1: ["secrets", "lint", "test", "train"],
     # Training twice: the second run must register a challenger beside the champion.
-    2: ["install", "lint", "test", "train", "train"],
+    2: ["lint", "test", "train", "train"],
     # Then score a month, monitor (an empty log: no verdict) and try a promotion (no labelled
     # traffic yet: refused, so the aliases stay as training left them).
     # `test-slow` (once, here): fuzzing, load bursts and fault injection (docs/reliability.md).
-    3: ["install", "lint", "test", "test-slow", "train", "train", "score", "monitor", "promote"],
+    3: ["lint", "test", "test-slow", "train", "train", "score", "monitor", "promote"],
     # Then the closed loop over generated months, on a registry of its own (.mlops/simulation),
     # and the level's own slow tests (a retraining killed midway); level 3 ran the others.
-    4: ["install", "lint", "test", "test-slow ARGS=tests/automation", "train", "train", "simulate"],
+    4: ["lint", "test", "test-slow ARGS=tests/automation", "train", "train", "simulate"],
 }
 
 # Run inside a generated project's venv: the registered versions and their aliases.
@@ -83,9 +84,9 @@ def test_level_0_notebook_runs_headless_from_its_requirements(
 
 @pytest.mark.parametrize("level", sorted(MAKE_TARGETS))
 def test_fresh_project_passes_its_own_checks_and_stays_clean(
-    fresh_project: Callable[..., Path], level: int
+    installed_copy: Callable[[int], Path], level: int
 ) -> None:
-    project = fresh_project(level=level)
+    project = installed_copy(level)
     for target in MAKE_TARGETS[level]:
         run(["make", *target.split()], project)
         if target == "install":  # the user commits the lock it wrote, as copier's message says
