@@ -153,10 +153,11 @@ def run_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def copy_installed(source: Path, project: Path) -> Path:
-    """A private copy of the installed project `source` (its git history and uv.lock
-    included) with a venv of its own: `make install` links it from the shared uv cache."""
+    """A private copy of the installed project `source` (its git history and committed lock
+    included) with a venv of its own, installed as CI does (`make install SYNC_ARGS=--locked`,
+    linked from the shared uv cache)."""
     shutil.copytree(source, project, ignore=shutil.ignore_patterns(".venv"), symlinks=True)
-    run(["make", "install"], project)
+    run(["make", "install", "SYNC_ARGS=--locked"], project)
     return project
 
 
@@ -165,8 +166,9 @@ Installed = Callable[[int], Path]
 
 @pytest.fixture(scope="session")
 def installed(render: Render, tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    """The project of `level` rendered, committed and `make install`ed from nothing, once
-    per run for all workers. Read it, never change it: `installed_copy` gives a private one."""
+    """The project of `level` rendered, committed, `make install`ed from nothing and its lock
+    committed, once per run for all workers. Read it, never change it: `installed_copy` gives
+    a private one."""
     root = run_tmp(tmp_path_factory) / "installed"
     root.mkdir(exist_ok=True)
 
@@ -182,9 +184,13 @@ def installed(render: Render, tmp_path_factory: pytest.TempPathFactory) -> Insta
                 git_commit_all(project)
                 try:
                     run(["make", "install"], project)
+                    if not (project / "uv.lock").is_file():
+                        pytest.fail(f"`make install` wrote no uv.lock in {project}")
                 except pytest.fail.Exception as exc:
                     failed.write_text(str(exc))
                     raise
+                # The user commits the lock it wrote, as copier's message says.
+                git_commit_all(project, "Lock the dependencies")
                 done.touch()
         return project
 
