@@ -57,6 +57,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+# With workers (pytest-xdist, `--dist loadgroup`), one worker runs all the tests of these
+# modules: they share module-scoped engines. (xdist's own `xdist_group` marker, set there
+# too, does nothing under pytest 9: xdist renames node ids through an attribute pytest 9 no
+# longer reads.)
+ONE_WORKER_MODULES = {"tests/test_engines.py"}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleGroups(LoadScopeScheduling):
+        """Each test on its own, but a module of ONE_WORKER_MODULES as one unit."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER_MODULES else nodeid
+
+    return ModuleGroups(config, log)
+
+
 def project_env() -> dict[str, str]:
     """Environment for a generated project's commands: offline-safe, shared package cache."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_PROJECT"))}
