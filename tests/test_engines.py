@@ -115,8 +115,7 @@ def stack(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> Ite
     workdir = tmp_path_factory.mktemp("engines")
     started = time.monotonic()
     project = copy_installed(installed(LEVEL), workdir / "project")
-    install_seconds = time.monotonic() - started
-    git_commit_all(project, "Lock the dependencies")  # as copier's message says
+    install_seconds = time.monotonic() - started  # the copy's; its lock is committed
     venv_bin = project / ".venv" / "bin"
     env = project_env()
 
