@@ -260,10 +260,12 @@ def measure(project: Path, work: Path, options: Options) -> Result:
     with running_server(project, work) as server:
         print(f"   server healthy in {server.start_seconds:.1f} s at {server.url}", flush=True)
         # Data generated once, Prefect's home, the server and each store warmed: not counted.
-        print("   warming Prefect's home, the server, the data and the stores", flush=True)
+        # Quick mode (a smoke run, its figures not meant to be read) skips the warm-up.
         warm: dict[str, list[Any]] = {}
-        for mode in CONTENDERS.values():
-            train_once(project, work, mode, overrides, warm, server)
+        if not options.quick:
+            print("   warming Prefect's home, the server, the data and the stores", flush=True)
+            for mode in CONTENDERS.values():
+                train_once(project, work, mode, overrides, warm, server)
         samples: dict[str, list[Any]] = {}
         rounds = 1 if options.quick else max(1, options.rounds)
         contenders = {
@@ -330,8 +332,9 @@ def _result(
         return "/".join(f"{v:.1f}" for v in values)
 
     result.notes += [
-        f"{len(samples['flow'])} alternating round(s) of the three contenders after one warm-up "
-        "run of each (not counted); each run a fresh process of the project's interpreter. "
+        f"{len(samples['flow'])} alternating round(s) of the three contenders after "
+        + ("no warm-up (quick mode)" if not warm else "one warm-up run of each (not counted)")
+        + "; each run a fresh process of the project's interpreter. "
         + ("Quick mode: " + ", ".join(overrides) + ". " if overrides else "")
         + "Configuration: the project's configs/training.yaml (validation rmse "
         f"{metrics.get('rmse', float('nan')):.3f} in the last flow run). "

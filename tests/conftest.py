@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--slow"):
+        # Slow tests first: with workers (pytest-xdist, as CI runs), the quick ones then fill
+        # the gaps instead of a long test starting last.
+        items.sort(key=lambda item: "slow" not in item.keywords)
         return
     skip = pytest.mark.skip(reason="slow end-to-end test: run with --slow")
     for item in items:
@@ -52,9 +57,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+# With workers (pytest-xdist, `--dist loadgroup`), one worker runs all the tests of these
+# modules: they share module-scoped engines. (xdist's own `xdist_group` marker, set there
+# too, does nothing under pytest 9: xdist renames node ids through an attribute pytest 9 no
+# longer reads.)
+ONE_WORKER_MODULES = {"tests/test_engines.py"}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleGroups(LoadScopeScheduling):
+        """Each test on its own, but a module of ONE_WORKER_MODULES as one unit."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER_MODULES else nodeid
+
+    return ModuleGroups(config, log)
+
+
 def project_env() -> dict[str, str]:
     """Environment for a generated project's commands: offline-safe, shared package cache."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_PROJECT"))}
+    # Bytecode is cached, as on a user's machine: without it every process of a generated
+    # project recompiles what it imports (mlflow, prefect, pandas: ~4 s of CPU each time).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["UV_PYTHON_DOWNLOADS"] = "never"  # never fetch a toolchain at run time
     env["UV_PYTHON_PREFERENCE"] = "only-system"
@@ -122,3 +153,74 @@ def fresh_project(tmp_path: Path, render: Render) -> Callable[..., Path]:
         return project
 
     return _fresh
+
+
+# ------------------------------------------------ installed projects, shared by the whole run
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path`, across processes (pytest-xdist workers)."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This run's temporary folder, the same one for every pytest-xdist worker."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def copy_installed(source: Path, project: Path) -> Path:
+    """A private copy of the installed project `source` (its git history and committed lock
+    included) with a venv of its own, installed as CI does (`make install SYNC_ARGS=--locked`,
+    linked from the shared uv cache)."""
+    shutil.copytree(source, project, ignore=shutil.ignore_patterns(".venv"), symlinks=True)
+    run(["make", "install", "SYNC_ARGS=--locked"], project)
+    return project
+
+
+Installed = Callable[[int], Path]
+
+
+@pytest.fixture(scope="session")
+def installed(render: Render, tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """The project of `level` rendered, committed, `make install`ed from nothing and its lock
+    committed, once per run for all workers. Read it, never change it: `installed_copy` gives
+    a private one."""
+    root = run_tmp(tmp_path_factory) / "installed"
+    root.mkdir(exist_ok=True)
+
+    def _installed(level: int) -> Path:
+        project = root / f"level-{level}"
+        done, failed = project.with_suffix(".done"), project.with_suffix(".failed")
+        with file_lock(project.with_suffix(".lock")):
+            if failed.exists():
+                pytest.fail(f"`make install` failed at level {level}:\n{failed.read_text()}")
+            if not done.exists():
+                shutil.rmtree(project, ignore_errors=True)
+                shutil.copytree(render(level=level), project, ignore=shutil.ignore_patterns(".git"))
+                git_commit_all(project)
+                try:
+                    run(["make", "install"], project)
+                    if not (project / "uv.lock").is_file():
+                        pytest.fail(f"`make install` wrote no uv.lock in {project}")
+                except pytest.fail.Exception as exc:
+                    failed.write_text(str(exc))
+                    raise
+                # The user commits the lock it wrote, as copier's message says.
+                git_commit_all(project, "Lock the dependencies")
+                done.touch()
+        return project
+
+    return _installed
+
+
+@pytest.fixture
+def installed_copy(tmp_path: Path, installed: Installed) -> Callable[[int], Path]:
+    """A private, installed, committed project of `level` (safe to change)."""
+    return lambda level: copy_installed(installed(level), tmp_path / f"level-{level}")

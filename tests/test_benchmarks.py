@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -61,10 +62,18 @@ def test_chart_is_redrawn_from_every_result_and_embedded_once(tmp_path: Path) ->
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["pipeline", "monitoring"])
-def test_pipeline_and_monitoring_benchmarks_run_in_quick_mode(tmp_path: Path, name: str) -> None:
-    code = run.main([name, "--quick", "--no-docs", "--results", str(tmp_path)])
+@pytest.mark.parametrize(("name", "level"), [("pipeline", 2), ("monitoring", 3)])
+def test_pipeline_and_monitoring_benchmarks_run_in_quick_mode(
+    tmp_path: Path, installed_copy: Callable[[int], Path], name: str, level: int
+) -> None:
+    # On the run's installed project (`--project`), not one of their own: the same code
+    # measured, one install fewer each.
+    project = installed_copy(level)
+    results = tmp_path / "results"
+    code = run.main(
+        [name, "--quick", "--no-docs", "--results", str(results), "--project", str(project)]
+    )
     assert code == 0
-    saved = json.loads((tmp_path / f"{name}.json").read_text())
+    saved = json.loads((results / f"{name}.json").read_text())
     assert saved["rows"]
     assert saved["chart"]

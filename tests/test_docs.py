@@ -8,13 +8,14 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
 from extensions import maturity
-from tests.conftest import ROOT, TEMPLATE, Render
+from tests.conftest import ROOT, TEMPLATE, Render, project_env
 
 from .paths import expected_paths
 
@@ -154,19 +155,23 @@ def test_screenshots_in_the_docs_are_the_scripts_and_valid_pngs() -> None:
 @pytest.mark.skipif(
     not shutil.which("chromium"), reason="needs chromium (apt-get install chromium)"
 )
-def test_screenshot_script_photographs_a_generated_project(tmp_path: Path) -> None:
-    """The whole script: generate, install, train twice, serve, monitor, MLflow UI, Chromium."""
+def test_screenshot_script_photographs_a_generated_project(
+    tmp_path: Path, installed_copy: Callable[[int], Path]
+) -> None:
+    """The whole script on the run's installed level-3 project (`--project`): install, train
+    twice, serve, monitor, MLflow UI, Chromium."""
     from scripts.screenshots import SHOTS
 
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    project, out = installed_copy(3), tmp_path / "shots"
+    script = [sys.executable, str(ROOT / "scripts" / "screenshots.py")]
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "screenshots.py"), "--out", str(tmp_path)],
+        [*script, "--project", str(project), "--out", str(out)],
         cwd=ROOT,
-        env=env,
+        env=project_env(),
         capture_output=True,
         text=True,
         timeout=1800,
     )
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     for shot in SHOTS:
-        assert png_size((tmp_path / shot.name).read_bytes()) == (shot.width, shot.height)
+        assert png_size((out / shot.name).read_bytes()) == (shot.width, shot.height)

@@ -10,45 +10,27 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import git_commit_all, git_status, run
+from tests.conftest import git_status, run
 
 pytestmark = pytest.mark.slow
 
-# The commands a new user runs at each level, in order (see each level's README).
+# The commands a new user runs at each level after `make install`, in order (see each level's
+# README). The `installed` fixture ran `make install` on the fresh project once per run and
+# committed the lock it wrote; each copy installs from that lock (`SYNC_ARGS=--locked`, as CI).
 # From level 2 the second `train` uses another family: a challenger that differs from the champion.
 CHALLENGER = 'train ARGS="--set model.family=hist_gradient_boosting"'
 MAKE_TARGETS: dict[int, list[str]] = {
     # `secrets`: no generated file holds anything a secret scanner flags.
-    1: ["install", "secrets", "lint", "test", "data", "train"],
+    1: ["secrets", "lint", "test", "data", "train"],
     # Training twice: the second run must register a challenger beside the champion.
-    2: ["install", "lint", "test", "data", "train", CHALLENGER],
-    # Then score a month, monitor (an empty log: no verdict) and try a promotion (no labelled
+    2: ["lint", "test", "data", "train", CHALLENGER],
+    # Then score the data, monitor (an empty log: no verdict) and try a promotion (no labelled
     # traffic yet: refused, so the aliases stay as training left them).
     # `test-slow` (once, here): fuzzing, load bursts and fault injection (docs/reliability.md).
-    3: [
-        "install",
-        "lint",
-        "test",
-        "test-slow",
-        "data",
-        "train",
-        CHALLENGER,
-        "score",
-        "monitor",
-        "promote",
-    ],
+    3: ["lint", "test", "test-slow", "data", "train", CHALLENGER, "score", "monitor", "promote"],
     # Then the closed loop over generated months, on a registry of its own (.mlops/simulation),
     # and the level's own slow tests (a retraining killed midway); level 3 ran the others.
-    4: [
-        "install",
-        "lint",
-        "test",
-        "test-slow ARGS=tests/automation",
-        "data",
-        "train",
-        CHALLENGER,
-        "simulate",
-    ],
+    4: ["lint", "test", "test-slow ARGS=tests/automation", "data", "train", CHALLENGER, "simulate"],
 }
 
 # Run inside a generated project's venv: the registered versions and their aliases.
@@ -106,14 +88,11 @@ def test_level_0_notebook_runs_headless_from_its_requirements(
 
 @pytest.mark.parametrize("level", sorted(MAKE_TARGETS))
 def test_fresh_project_passes_its_own_checks_and_stays_clean(
-    fresh_project: Callable[..., Path], level: int
+    installed_copy: Callable[[int], Path], level: int
 ) -> None:
-    project = fresh_project(level=level)
+    project = installed_copy(level)
     for target in MAKE_TARGETS[level]:
         run(["make", *shlex.split(target)], project)
-        if target == "install":  # the user commits the lock it wrote, as copier's message says
-            assert (project / "uv.lock").is_file()
-            git_commit_all(project, "Lock the dependencies")
     assert git_status(project) == ""  # nothing rewrote uv.lock (or anything else)
     if CHALLENGER in MAKE_TARGETS[level]:
         # Two `make train` runs: version 1 stays champion, version 2 is the challenger.

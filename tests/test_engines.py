@@ -28,9 +28,10 @@ import yaml
 
 from extensions import maturity
 from tests import engines
-from tests.conftest import Render, git_commit_all, git_status, project_env, run
+from tests.conftest import Installed, copy_installed, git_status, project_env
 
-pytestmark = [pytest.mark.slow, pytest.mark.engines]
+# One group: with pytest-xdist, one worker runs every test here on one set of engines.
+pytestmark = [pytest.mark.slow, pytest.mark.engines, pytest.mark.xdist_group("engines")]
 
 PACKAGE = "taxi_trip_duration"
 MODEL_NAME = PACKAGE
@@ -107,18 +108,14 @@ def prefect_api_at(api_url: str, path: str, body: dict[str, object]) -> object:
 
 
 @pytest.fixture(scope="module")
-def stack(render: Render, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     reason = engines.postgres_available()
     if reason:
         pytest.skip(reason)
     workdir = tmp_path_factory.mktemp("engines")
-    project = workdir / "project"
-    shutil.copytree(render(level=LEVEL), project, ignore=shutil.ignore_patterns(".git"))
-    git_commit_all(project)
     started = time.monotonic()
-    run(["make", "install"], project)
-    install_seconds = time.monotonic() - started
-    git_commit_all(project, "Lock the dependencies")  # as copier's message says
+    project = copy_installed(installed(LEVEL), workdir / "project")
+    install_seconds = time.monotonic() - started  # the copy's; its lock is committed
     venv_bin = project / ".venv" / "bin"
     env = project_env()
 
