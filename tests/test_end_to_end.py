@@ -19,15 +19,28 @@ pytestmark = pytest.mark.slow
 # committed the lock it wrote; each copy installs from that lock (`SYNC_ARGS=--locked`, as CI).
 # From level 2 the second `train` uses another family: a challenger that differs from the champion.
 CHALLENGER = 'train ARGS="--set model.family=hist_gradient_boosting"'
+PROMOTE_ON_LABELLED_DATA = 'promote ARGS="--start 2024-02-01"'
 MAKE_TARGETS: dict[int, list[str]] = {
     # `secrets`: no generated file holds anything a secret scanner flags.
     1: ["secrets", "lint", "test", "data", "train"],
     # Training twice: the second run must register a challenger beside the champion.
     2: ["lint", "test", "data", "train", CHALLENGER],
-    # Then score the data, monitor (an empty log: no verdict) and try a promotion (no labelled
-    # traffic yet: refused, so the aliases stay as training left them).
+    # Then score the data, monitor (an empty log: no verdict), try a promotion on the log (no
+    # labelled traffic yet: refused) and one on February's labelled rows, as the README shows:
+    # the challenger is better there, so it becomes champion.
     # `test-slow` (once, here): fuzzing, load bursts and fault injection (docs/reliability.md).
-    3: ["lint", "test", "test-slow", "data", "train", CHALLENGER, "score", "monitor", "promote"],
+    3: [
+        "lint",
+        "test",
+        "test-slow",
+        "data",
+        "train",
+        CHALLENGER,
+        "score",
+        "monitor",
+        "promote",
+        PROMOTE_ON_LABELLED_DATA,
+    ],
     # Then the closed loop over generated months, on a registry of its own (.mlops/simulation),
     # and the level's own slow tests (a retraining killed midway); level 3 ran the others.
     4: ["lint", "test", "test-slow ARGS=tests/automation", "data", "train", CHALLENGER, "simulate"],
@@ -94,7 +107,12 @@ def test_fresh_project_passes_its_own_checks_and_stays_clean(
     for target in MAKE_TARGETS[level]:
         run(["make", *shlex.split(target)], project)
     assert git_status(project) == ""  # nothing rewrote uv.lock (or anything else)
-    if CHALLENGER in MAKE_TARGETS[level]:
+    if PROMOTE_ON_LABELLED_DATA in MAKE_TARGETS[level]:
+        # The challenger (another family) won on labelled data: version 2 is champion now.
+        state = registry_state(project)
+        assert state["versions"] == [1, 2]
+        assert state["aliases"]["champion"] == 2
+    elif CHALLENGER in MAKE_TARGETS[level]:
         # Two `make train` runs: version 1 stays champion, version 2 is the challenger.
         assert (project / ".mlops" / "mlflow.db").is_file()
         assert registry_state(project) == {
