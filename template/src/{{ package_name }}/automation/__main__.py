@@ -206,7 +206,10 @@ def run(args: argparse.Namespace) -> int:
 
         config = load_config(args.config or policy.monitoring.config, tuple(args.overrides))
         result = loop.run_monitoring(policy, _engine(), paths, now, config=config)
-        print(f"drift share {result.drift_share:.2f}, RMSE {result.rmse}, report {result.report}")
+        print(
+            f"drift share {result.drift_share:.2f}, {result.metric} {result.score}, "
+            f"report {result.report}"
+        )
         return 0
     if args.command == "retrain":
         record = loop.run_retraining_check(policy, _engine(), paths, now)

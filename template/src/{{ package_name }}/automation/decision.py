@@ -5,9 +5,11 @@ Pure functions, no I/O: every number the decision used is returned with it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ..model import METRICS, is_better, required
 from ..problem import PROBLEM
 from .policy import Gate, Triggers
 from .signals import MonitoringResult
@@ -44,15 +46,22 @@ def _drift_trigger(result: MonitoringResult, triggers: Triggers) -> str | None:
     )
 
 
-def _rmse_trigger(result: MonitoringResult, triggers: Triggers) -> str | None:
-    if result.rmse is None or not result.validation_rmse:
+def worsening(metric: str, score: float, baseline: float) -> float:
+    """How much worse ``score`` is than ``baseline``, relative, in ``metric``'s direction
+    (positive: worse; higher RMSE or log loss, lower AUC)."""
+    change = (score - baseline) / abs(baseline)
+    return -change if METRICS[metric].greater_is_better else change
+
+
+def _metric_trigger(result: MonitoringResult, triggers: Triggers) -> str | None:
+    if result.score is None or not result.validation_score:
         return None
-    change = result.rmse / result.validation_rmse - 1.0
-    if change <= triggers.rmse_degradation:
+    worse = worsening(result.metric, result.score, result.validation_score)
+    if not worse > triggers.degradation:  # NaN (one class only) never triggers
         return None
     return (
-        f"performance: RMSE {result.rmse:.3f} is {change:+.0%} against validation "
-        f"{result.validation_rmse:.3f} (limit {triggers.rmse_degradation:+.0%})"
+        f"performance: {result.metric} {result.score:.3f} is {worse:.0%} worse than validation "
+        f"{result.validation_score:.3f} (limit {triggers.degradation:.0%})"
     )
 
 
@@ -68,21 +77,25 @@ def decide(
         "labelled_rows": float(result.labelled_rows),
         **{f"drift.{name}": value for name, value in result.feature_drift.items()},
     }
-    if result.rmse is not None:
-        numbers["rmse"] = result.rmse
-    if result.validation_rmse is not None:
-        numbers["validation_rmse"] = result.validation_rmse
+    if result.score is not None:
+        numbers[result.metric] = result.score
+    if result.validation_score is not None:
+        numbers[f"validation_{result.metric}"] = result.validation_score
     fired = tuple(
         reason
-        for reason in (_drift_trigger(result, triggers), _rmse_trigger(result, triggers))
+        for reason in (_drift_trigger(result, triggers), _metric_trigger(result, triggers))
         if reason
     )
     if not fired:
-        rmse = "no labelled traffic" if result.rmse is None else f"RMSE {result.rmse:.3f}"
+        score = (
+            "no labelled traffic"
+            if result.score is None
+            else f"{result.metric} {result.score:.3f}"
+        )
         return Decision(
             SKIP,
             f"no trigger: drift share {result.drift_share:.2f} < {triggers.drift_share:.2f} "
-            f"and {rmse} within {triggers.rmse_degradation:.0%} of validation",
+            f"and {score} within {triggers.degradation:.0%} of validation",
             numbers,
         )
     if result.labelled_rows < triggers.min_labelled_rows:
@@ -117,53 +130,60 @@ class GateResult:
 
 
 def judge(
-    champion_rmse: float,
-    challenger_rmse: float,
+    champion: float,
+    challenger: float,
     gate: Gate,
     *,
-    finite: bool,
-    low: float,
-    high: float,
+    metric: str,
     p95_latency_ms: float,
+    problems: Sequence[str] = (),
+    span: tuple[float, float] | None = None,
 ) -> GateResult:
-    """The validation gate: sanity checks first, then better than the champion by the margin."""
-    needed = champion_rmse * (1.0 - gate.margin)
+    """The validation gate: sanity checks first, then better than the champion on ``metric``
+    (in its direction) by the margin.
+
+    ``problems``: what ``model.sanity_problems`` found in the challenger; ``span``: the lowest
+    and highest of a regressor's raw predictions, held to ``gate.bounds()``.
+    """
+    needed = required(metric, champion, gate.margin)
     numbers = {
-        "gate.champion_rmse": champion_rmse,
-        "gate.challenger_rmse": challenger_rmse,
-        "gate.required_rmse": needed,
+        f"gate.champion_{metric}": champion,
+        f"gate.challenger_{metric}": challenger,
+        f"gate.required_{metric}": needed,
         "gate.margin": gate.margin,
-        "gate.prediction_min": low,
-        "gate.prediction_max": high,
         "gate.p95_latency_ms": p95_latency_ms,
     }
-    lowest, highest = gate.bounds()
-    if not finite:
-        return GateResult(False, "sanity: the challenger predicts NaN or infinity", numbers)
-    if low < lowest or high > highest:
-        unit = f" {PROBLEM.target.unit}" if PROBLEM.target.unit else ""
-        return GateResult(
-            False,
-            f"sanity: predictions span [{low:.4g}, {high:.4g}]{unit}, "
-            f"outside [{lowest:.4g}, {highest:.4g}]",
-            numbers,
-        )
+    if problems:
+        return GateResult(False, f"sanity: {'; '.join(problems)}", numbers)
+    if span is not None:
+        low, high = span
+        numbers |= {"gate.prediction_min": low, "gate.prediction_max": high}
+        lowest, highest = gate.bounds()
+        if low < lowest or high > highest:
+            unit = f" {PROBLEM.target.unit}" if PROBLEM.target.unit else ""
+            return GateResult(
+                False,
+                f"sanity: predictions span [{low:.4g}, {high:.4g}]{unit}, "
+                f"outside [{lowest:.4g}, {highest:.4g}]",
+                numbers,
+            )
     if p95_latency_ms > gate.latency_budget_ms:
         return GateResult(
             False,
             f"sanity: p95 latency {p95_latency_ms:.2f} ms > budget {gate.latency_budget_ms:g} ms",
             numbers,
         )
-    if challenger_rmse > needed:
+    sign = ">=" if METRICS[metric].greater_is_better else "<="
+    if not is_better(metric, challenger, champion, gate.margin):
         return GateResult(
             False,
-            f"not better: challenger RMSE {challenger_rmse:.3f} vs champion {champion_rmse:.3f} "
-            f"(needs <= {needed:.3f}, margin {gate.margin:.0%})",
+            f"not better: challenger {metric} {challenger:.4g} vs champion {champion:.4g} "
+            f"(needs {sign} {needed:.4g}, margin {gate.margin:.0%})",
             numbers,
         )
     return GateResult(
         True,
-        f"better: challenger RMSE {challenger_rmse:.3f} <= {needed:.3f} "
-        f"(champion {champion_rmse:.3f}, margin {gate.margin:.0%})",
+        f"better: challenger {metric} {challenger:.4g} {sign} {needed:.4g} "
+        f"(champion {champion:.4g}, margin {gate.margin:.0%})",
         numbers,
     )

@@ -48,7 +48,11 @@ def monitoring_flow(policy_path: str = str(DEFAULT_POLICY)) -> dict[str, object]
     """Run level 3's monitoring check on the champion's recent traffic; store the result."""
     policy, engine = _setup(policy_path)
     result = loop.run_monitoring(policy, engine, loop.LoopPaths.default(), datetime.now(UTC))
-    return {"drift_share": result.drift_share, "rmse": result.rmse, "report": result.report}
+    return {
+        "drift_share": result.drift_share,
+        result.metric: result.score,
+        "report": result.report,
+    }
 
 
 @flow(name="retraining-check")

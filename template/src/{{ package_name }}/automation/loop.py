@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 from sqlalchemy import Engine
 
 from .. import datasets
-from ..model import evaluate
+from ..model import evaluate, sanity_problems
 from ..monitoring.config import MonitoringConfig
 from ..monitoring.config import load_config as load_monitoring_config
 from ..monitoring.data import labelled, read_window, with_predictions
@@ -124,9 +124,10 @@ def labelled_traffic(
     window = labelled(read_window(engine, since or datetime.min.replace(tzinfo=UTC), until))
     if max_rows is not None:
         window = window.head(max_rows)
-    rows = PROBLEM.feature_frame(window).assign(
-        **{PROBLEM.target.name: window[PROBLEM.target.name].to_numpy()}
-    )
+    target = window[PROBLEM.target.name]
+    if PROBLEM.is_classifier:  # the log's labels as the declared classes' type
+        target = PROBLEM.class_labels(target)[0]
+    rows = PROBLEM.feature_frame(window).assign(**{PROBLEM.target.name: target.to_numpy()})
     if PROBLEM.event_time is not None:  # as the caller sent it, else when it was served
         served = pd.to_datetime(window["ts"], utc=True).dt.tz_localize(None)
         if PROBLEM.event_time in window:
@@ -239,7 +240,7 @@ def run_monitoring(
         window=(start, now),
         covers=period,
         champion_version=version,
-        validation_rmse=champion.validation_rmse,
+        validation_score=champion.metrics.get(policy.triggers.metric_name()),
     )
     append_result(paths.monitoring, result)
     return result
@@ -262,16 +263,19 @@ def gate_check(
     champion: Pipeline, challenger: Pipeline, data: pd.DataFrame, gate: Gate
 ) -> GateResult:
     """Score both models on the same labelled rows and apply the validation gate."""
-    predicted = np.asarray(challenger.predict(PROBLEM.feature_frame(data)), dtype="float64")
-    finite = bool(np.isfinite(predicted).all())
-    low, high = (float(predicted.min()), float(predicted.max())) if finite else (0.0, 0.0)
+    problems = sanity_problems(challenger, data)
+    span = None
+    if not PROBLEM.is_classifier and not problems:  # raw predictions, before any clipping
+        raw = np.asarray(challenger.predict(PROBLEM.feature_frame(data)), dtype="float64")
+        span = (float(raw.min()), float(raw.max()))
+    metric = gate.metric_name()
     return judge(
-        evaluate(champion, data)["rmse"],
-        evaluate(challenger, data)["rmse"],
+        evaluate(champion, data)[metric],
+        evaluate(challenger, data)[metric],
         gate,
-        finite=finite,
-        low=low,
-        high=high,
+        metric=metric,
+        problems=problems,
+        span=span,
         p95_latency_ms=measure_latency_ms(challenger, data),
     )
 
@@ -284,7 +288,10 @@ def gate_data(engine: Engine, result: MonitoringResult, gate: Gate) -> pd.DataFr
             f"{len(traffic)} labelled row(s) in the monitored window, the gate needs "
             f"gate.min_rows={gate.min_rows}"
         )
-    return traffic.head(gate.max_rows).reset_index(drop=True)
+    rows = traffic.head(gate.max_rows).reset_index(drop=True)
+    if PROBLEM.is_classifier:  # the log's labels as the declared classes' type
+        rows[PROBLEM.target.name] = PROBLEM.class_labels(rows[PROBLEM.target.name])[0]
+    return rows
 
 
 def _skip(

@@ -1,7 +1,8 @@
 """The retraining policy: ``configs/retraining.yaml``, validated, immutable.
 
 Read with the project's one YAML loader (``training.config.load_yaml``). Thresholds are relative
-(shares, ratios) or in the target's unit; feature names are the contract's.
+(shares, ratios) or in the target's unit; feature names are the contract's; metrics are the
+task's (``model.METRICS``, each with its direction).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from ..model import check_metric, primary_metric
 from ..problem import PROBLEM, Problem
 from ..training.config import ConfigError, Selection, StrictModel, format_errors, load_yaml
 from . import DEFAULT_POLICY
@@ -28,9 +30,28 @@ class Triggers(StrictModel):
     feature_thresholds: dict[str, float] = Field(default_factory=dict)
     categorical_threshold: float = Field(default=0.15, gt=0.0)  # Jensen-Shannon distance
     numeric_threshold: float = Field(default=0.2, gt=0.0)  # Wasserstein distance, normed
-    rmse_degradation: float = Field(default=0.15, gt=0.0)
+    #: The metric whose degradation triggers (null: the task's primary one, rmse or log_loss).
+    metric: str | None = None
+    #: Relative worsening of ``metric`` on labelled traffic against the champion's validation.
+    degradation: float = Field(default=0.15, gt=0.0)
     min_labelled_rows: int = Field(default=100, ge=1)
     cooldown_days: float = Field(default=20.0, ge=0.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "rmse_degradation" in data:
+            raise ValueError("rmse_degradation is now degradation (of triggers.metric)")
+        return data
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, name: str | None) -> str | None:
+        return None if name is None else check_metric(name, PROBLEM)
+
+    def metric_name(self, problem: Problem = PROBLEM) -> str:
+        """The metric the performance trigger watches."""
+        return check_metric(self.metric or primary_metric(problem), problem)
 
     @field_validator("feature_thresholds")
     @classmethod
@@ -73,9 +94,12 @@ class Training(StrictModel):
 
 
 class Gate(StrictModel):
-    """What the challenger must pass to become champion."""
+    """What the challenger must pass to become champion: sane predictions (a regressor's within
+    ``bounds``; a classifier's several classes and true probabilities), the latency budget,
+    and ``metric`` (null: the task's primary one) better than the champion's by ``margin``."""
 
-    margin: float = Field(default=0.02, ge=0.0, lt=1.0)  # relative RMSE improvement
+    metric: str | None = None
+    margin: float = Field(default=0.02, ge=0.0, lt=1.0)  # relative, in the metric's direction
     min_rows: int = Field(default=30, ge=1)  # labelled rows of the monitored window needed
     max_rows: int = Field(default=20_000, ge=1)
     #: Raw predictions outside this range (target's unit) fail; None: derived from the target.
@@ -83,6 +107,15 @@ class Gate(StrictModel):
     #: The derived range: the target's range widened by this share of its scale on each side.
     prediction_slack: float = Field(default=0.5, ge=0.0)
     latency_budget_ms: float = Field(default=25.0, gt=0.0)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, name: str | None) -> str | None:
+        return None if name is None else check_metric(name, PROBLEM)
+
+    def metric_name(self, problem: Problem = PROBLEM) -> str:
+        """The metric the gate compares."""
+        return check_metric(self.metric or primary_metric(problem), problem)
 
     @field_validator("prediction_range")
     @classmethod

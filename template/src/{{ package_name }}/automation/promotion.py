@@ -38,26 +38,27 @@ class RollbackError(RuntimeError):
 
 @dataclass(frozen=True)
 class Lineage:
-    """What a model version was trained and validated on (from its MLflow run)."""
+    """What a model version was trained and validated on (from its MLflow run), and the
+    metrics it logged (the task's, by name, on its validation rows)."""
 
     version: int
     run_id: str
     training: dict[str, Any] | None  # the run's training configuration, when it logged one
-    validation_rmse: float | None
+    metrics: dict[str, float]
 
 
 def lineage(version: int, name: str = MODEL_NAME) -> Lineage:
-    """The training configuration and validation RMSE of ``version``."""
+    """The training configuration and validation metrics of ``version``."""
     client = MlflowClient()
     run_id = client.get_model_version(name, str(version)).run_id or ""
     if not run_id:
-        return Lineage(version, run_id, None, None)
-    rmse = client.get_run(run_id).data.metrics.get("rmse")
+        return Lineage(version, run_id, None, {})
+    metrics = dict(client.get_run(run_id).data.metrics)
     try:
         training = mlflow.artifacts.load_dict(f"runs:/{run_id}/{CONFIG_ARTIFACT}")
     except (MlflowException, OSError):  # a run logged without its configuration
         training = None
-    return Lineage(version, run_id, training, rmse)
+    return Lineage(version, run_id, training, metrics)
 
 
 def load_version(version: int, name: str = MODEL_NAME) -> Pipeline:

@@ -1,7 +1,8 @@
-"""Monitoring results the retraining decision reads: drift per feature and RMSE on labelled traffic.
+"""Monitoring results the retraining decision reads: drift per feature and the watched metric
+(``triggers.metric``: the task's primary one unless set) on labelled traffic.
 
 The numbers are level 3's monitoring check (``monitoring.flow.check_window``: Evidently drift
-scores, RMSE, the ``monitoring_metrics`` table); this module applies the retraining policy's
+scores, the task's metrics, the ``monitoring_metrics`` table); this module applies the retraining policy's
 thresholds to them and keeps a result per run in ``.mlops/automation/monitoring.jsonl``, whose
 latest entry the retraining check reads.
 """
@@ -16,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..monitoring.checks import rmse_by_variant
+from ..monitoring.checks import metrics_by_variant
+from ..problem import PROBLEM, Problem
 from ..serving.router import CHAMPION_VARIANT
 from .audit import append_line, complete_lines
 from .policy import Triggers
@@ -41,8 +43,9 @@ class MonitoringResult:
     feature_drift: dict[str, float]  # Evidently score per feature
     drifted_features: list[str]
     drift_share: float
-    rmse: float | None  # champion RMSE on the labelled rows (None without labels)
-    validation_rmse: float | None  # the champion's RMSE on its own validation month
+    metric: str  # the metric watched (``triggers.metric``)
+    score: float | None  # the champion's on the labelled rows (None without labels)
+    validation_score: float | None  # the champion's on its own validation data
     report: str | None = None  # HTML report, when one was written
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -55,6 +58,9 @@ class MonitoringResult:
     @classmethod
     def from_json(cls, line: str) -> MonitoringResult:
         data = json.loads(line)
+        if "rmse" in data:  # written before the metric was configurable
+            data |= {"metric": "rmse", "score": data.pop("rmse")}
+            data["validation_score"] = data.pop("validation_rmse", None)
         for name in TIMES:
             data[name] = datetime.fromisoformat(data[name])
         return cls(**data)
@@ -63,11 +69,14 @@ class MonitoringResult:
 TIMES = ("measured_at", "window_start", "window_end", "period_start", "period_end")
 
 
-def champion_rmse(window: pd.DataFrame, version: int) -> tuple[float | None, int]:
-    """RMSE of the champion's labelled predictions in ``window``, and how many there were."""
+def champion_score(
+    window: pd.DataFrame, version: int, metric: str, problem: Problem = PROBLEM
+) -> tuple[float | None, int]:
+    """``metric`` of the champion's labelled predictions in ``window``, and how many there
+    were."""
     mine = window[window["model_version"] == version]
-    rmse, labelled = rmse_by_variant(mine, min_labelled=1).get(CHAMPION_VARIANT, (None, 0))
-    return rmse, labelled
+    found = metrics_by_variant(mine, min_labelled=1, problem=problem).get(CHAMPION_VARIANT)
+    return (None, 0) if found is None else (found[0][metric], found[1])
 
 
 def summarize(
@@ -80,7 +89,7 @@ def summarize(
     window: tuple[datetime, datetime],
     covers: tuple[datetime, datetime],
     champion_version: int,
-    validation_rmse: float | None,
+    validation_score: float | None,
 ) -> MonitoringResult:
     """The policy's view of a level-3 ``check`` of ``traffic`` (served in ``window``, with event
     times in ``covers``)."""
@@ -89,7 +98,8 @@ def summarize(
     scores = check.drift.scores
     limits = triggers.thresholds()
     drifted = [name for name, limit in limits.items() if scores[name] > limit]
-    rmse, labelled = champion_rmse(traffic, champion_version)
+    metric = triggers.metric_name()
+    score, labelled = champion_score(traffic, champion_version, metric)
     return MonitoringResult(
         period=period,
         measured_at=measured_at,
@@ -103,8 +113,9 @@ def summarize(
         feature_drift={name: round(value, 4) for name, value in scores.items()},
         drifted_features=drifted,
         drift_share=len(drifted) / len(limits),
-        rmse=rmse,
-        validation_rmse=validation_rmse,
+        metric=metric,
+        score=score,
+        validation_score=validation_score,
         report=None if check.report is None else str(check.report),
         extra={
             "monitoring_run_id": check.run_id,

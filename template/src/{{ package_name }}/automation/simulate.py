@@ -66,7 +66,8 @@ class TimelineRow:
     month: str
     injected_drift: float
     drift_share: float
-    champion_rmse: float | None
+    metric: str  # the watched metric (``triggers.metric``)
+    champion_score: float | None
     served_version: int
     decision: str
     reason: str
@@ -139,15 +140,16 @@ def serve_rows(client: TestClient, rows: pd.DataFrame, prefix: str) -> int:
 
 
 def _table(rows: list[TimelineRow]) -> str:
+    metric = rows[0].metric if rows else "metric"
     lines = [
-        "| month | injected drift | drift share | champion RMSE | served | decision | champion "
-        "| reason |",
+        f"| month | injected drift | drift share | champion {metric} | served | decision "
+        "| champion | reason |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        rmse = "-" if row.champion_rmse is None else f"{row.champion_rmse:.2f}"
+        score = "-" if row.champion_score is None else f"{row.champion_score:.3g}"
         lines.append(
-            f"| {row.month} | {row.injected_drift:.1f} | {row.drift_share:.2f} | {rmse} "
+            f"| {row.month} | {row.injected_drift:.1f} | {row.drift_share:.2f} | {score} "
             f"| v{row.served_version} | {row.decision} | v{row.champion_version} | {row.reason} |"
         )
     return "\n".join(lines)
@@ -223,7 +225,8 @@ def simulate(
                     month=label,
                     injected_drift=drifts[index],
                     drift_share=result.drift_share,
-                    champion_rmse=result.rmse,
+                    metric=result.metric,
+                    champion_score=result.score,
                     served_version=served,
                     decision=record.outcome,
                     reason=record.reason,

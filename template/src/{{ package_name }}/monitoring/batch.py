@@ -3,7 +3,8 @@
 Parquet files are streamed: read ``chunk_rows`` rows at a time from their row groups, validated
 like training data, scored, and appended to the output file, so memory stays flat whatever
 their size. CSV files and time windows are read whole (convert a large CSV to parquet first).
-Predictions are held to the target's range; how many were is reported.
+Predictions are held to the target's range; how many were is reported. A classifier's rows get
+the predicted class and one ``probability_<class>`` column per declared class.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from prefect import flow
 from sklearn.pipeline import Pipeline
 
 from ..datasets import Window, load, read_file, resolve
-from ..problem import PROBLEM, DataValidationError
+from ..predict import class_probabilities, predicted_column, probability_column
+from ..problem import PROBLEM, DataValidationError, Problem
 from ..training.registry import CHAMPION, load_model_by_alias
 from ..training.tracking import configure_tracking
 
-PREDICTED = f"predicted_{PROBLEM.target.name}"
+PREDICTED = predicted_column(PROBLEM)
 #: Rows scored at a time: about 10 MB of input per chunk for a few dozen columns.
 DEFAULT_CHUNK_ROWS = 100_000
 
@@ -102,18 +104,44 @@ def iter_chunks(
     )
 
 
+def predictions(
+    model: Pipeline, valid: pd.DataFrame, problem: Problem = PROBLEM
+) -> tuple[dict[str, pa.Array], int]:
+    """The prediction columns of validated rows, and how many were held to the target's range:
+    ``predicted_<target>`` (a value, or a class and then ``probability_<class>`` per class)."""
+    features = problem.feature_frame(valid)
+    if not problem.is_classifier:
+        predicted, clipped = problem.clip(model.predict(features))
+        return {predicted_column(problem): pa.array(predicted, pa.float64())}, clipped
+    probabilities = class_probabilities(model, features, problem)
+    labels = [problem.classes[i] for i in probabilities.argmax(axis=1)]
+    columns = {predicted_column(problem): pa.array(labels, type=_class_type(problem))}
+    for index, label in enumerate(problem.classes):
+        columns[probability_column(label)] = pa.array(probabilities[:, index], pa.float64())
+    return columns, 0
+
+
+def _class_type(problem: Problem) -> pa.DataType:
+    return pa.int64() if problem.target.kind == "integer" else pa.string()
+
+
 def score_chunk(
-    chunk: Chunk, model: Pipeline, version: int, scored_at: datetime
+    chunk: Chunk,
+    model: Pipeline,
+    version: int,
+    scored_at: datetime,
+    problem: Problem = PROBLEM,
 ) -> tuple[pa.Table, int]:
     """The chunk, validated, with its predictions, the model version and alias, and the
     scoring time; and how many predictions were held to the target's range."""
-    valid = PROBLEM.validate(chunk.frame, chunk.source)
-    predicted, clipped = PROBLEM.clip(model.predict(PROBLEM.feature_frame(valid)))
+    valid = problem.validate(chunk.frame, chunk.source)
+    columns, clipped = predictions(model, valid, problem)
     rows = len(valid)
+    table = pa.Table.from_pandas(valid, preserve_index=False)
+    for name, values in columns.items():
+        table = table.append_column(name, values)
     table = (
-        pa.Table.from_pandas(valid, preserve_index=False)
-        .append_column(PREDICTED, pa.array(predicted, pa.float64()))
-        .append_column("model_version", pa.repeat(pa.scalar(version, pa.int64()), rows))
+        table.append_column("model_version", pa.repeat(pa.scalar(version, pa.int64()), rows))
         .append_column("model_alias", pa.repeat(pa.scalar(CHAMPION, pa.string()), rows))
         .append_column(
             "scored_at", pa.repeat(pa.scalar(scored_at, pa.timestamp("us", tz="UTC")), rows)
@@ -135,7 +163,11 @@ def _conform(table: pa.Table, schema: pa.Schema, source: str) -> pa.Table:
 
 
 def score_to_parquet(
-    chunks: Iterable[Chunk], output: Path, model: Pipeline, version: int
+    chunks: Iterable[Chunk],
+    output: Path,
+    model: Pipeline,
+    version: int,
+    problem: Problem = PROBLEM,
 ) -> tuple[int, int]:
     """Score ``chunks`` one by one, appending to ``output`` (replaced once complete).
 
@@ -147,7 +179,7 @@ def score_to_parquet(
     writer: pq.ParquetWriter | None = None
     try:
         for chunk in chunks:
-            table, held = score_chunk(chunk, model, version, scored_at)
+            table, held = score_chunk(chunk, model, version, scored_at, problem)
             if writer is None:
                 writer = pq.ParquetWriter(partial, table.schema)
             writer.write_table(_conform(table, writer.schema, chunk.source))
@@ -172,7 +204,8 @@ def batch_scoring_flow(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> ScoringResult:
     """Score every row of ``location`` (in ``window``) with the champion; write the rows with
-    ``predicted_<target>``, the model version and the scoring time."""
+    ``predicted_<target>`` (a classifier's: and its class probabilities), the model version and
+    the scoring time."""
     chunks = iter_chunks(location, window, chunk_rows)  # bad input fails before the model loads
     configure_tracking()
     model, version = load_model_by_alias(CHAMPION)

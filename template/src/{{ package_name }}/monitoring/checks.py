@@ -1,27 +1,103 @@
-"""Checks that need no Evidently: missing values, error per variant, predictions held to range."""
+"""Checks that need no Evidently: missing values, the task's metrics per variant, class shares
+and predictions held to the target's range.
+
+Metrics come from the one registry (``model.METRICS``), scored on the logged predictions (a
+classifier's logged probabilities) against the ground truth that has arrived.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from .data import CLIPPED, FEATURES, PREDICTION, TARGET, labelled
+from ..model import METRICS, Scores, metric_names
+from ..problem import PROBLEM, Problem
+from .data import CLIPPED, PREDICTION, labelled, probability_columns
+
+#: Per variant: the task's metrics by name, and the labelled rows they were scored on.
+VariantMetrics = dict[str, tuple[dict[str, float], int]]
 
 
-def missing_shares(window: pd.DataFrame) -> dict[str, float]:
+def missing_shares(window: pd.DataFrame, problem: Problem = PROBLEM) -> dict[str, float]:
     """Share of missing values per feature (0 for an empty window)."""
     if window.empty:
-        return dict.fromkeys(FEATURES, 0.0)
-    return {name: float(window[name].isna().mean()) for name in FEATURES}
+        return dict.fromkeys(problem.features, 0.0)
+    return {name: float(window[name].isna().mean()) for name in problem.features}
 
 
-def rmse_by_variant(window: pd.DataFrame, min_labelled: int) -> dict[str, tuple[float, int]]:
-    """RMSE (target's unit) and labelled row count per variant with >= ``min_labelled`` rows."""
-    out: dict[str, tuple[float, int]] = {}
-    for variant, rows in labelled(window).groupby("variant"):
-        if len(rows) >= min_labelled:
-            error = rows[PREDICTION].to_numpy() - rows[TARGET].to_numpy()
-            out[str(variant)] = (float(np.sqrt(np.mean(error**2))), len(rows))
+def logged_scores(rows: pd.DataFrame, problem: Problem = PROBLEM) -> Scores:
+    """Labelled log rows as :class:`~model.Scores`: truth, served prediction, probabilities.
+
+    A classifier's rows whose truth or prediction is not a declared class are left out.
+    """
+    target = problem.target.name
+    if not problem.is_classifier:
+        truth = rows[target].to_numpy(dtype="float64")
+        return Scores(truth, rows[PREDICTION].to_numpy(dtype="float64"))
+    truth, known = problem.class_labels(rows[target])
+    predicted, served = problem.class_labels(rows[PREDICTION])
+    keep = (known & served).to_numpy()
+    probabilities = rows[list(probability_columns(problem))].to_numpy(dtype="float64")
+    return Scores(
+        truth.to_numpy()[keep],
+        predicted.to_numpy()[keep],
+        probabilities[keep],
+        problem.classes,
+        problem.positive_class,
+    )
+
+
+def scored(scores: Scores, problem: Problem = PROBLEM) -> dict[str, float]:
+    """The task's metrics of ``scores``, in registry order."""
+    return {name: METRICS[name].function(scores) for name in metric_names(problem)}
+
+
+def metrics_by_variant(
+    window: pd.DataFrame, min_labelled: int, problem: Problem = PROBLEM
+) -> VariantMetrics:
+    """The task's metrics and labelled row count per variant with >= ``min_labelled`` rows."""
+    out: VariantMetrics = {}
+    for variant, rows in labelled(window, problem).groupby("variant"):
+        found = logged_scores(rows, problem)
+        if len(found.truth) >= min_labelled:
+            out[str(variant)] = (scored(found, problem), len(found.truth))
+    return out
+
+
+def chance_score(metric: str, truth: pd.Series, problem: Problem = PROBLEM) -> float | None:
+    """``metric`` of a model that knows no feature: it predicts the mean of ``truth``, or its
+    class shares (and the most common class). None without truth."""
+    if not problem.is_classifier:
+        values = pd.to_numeric(truth, errors="coerce").dropna().to_numpy(dtype="float64")
+        if len(values) == 0:
+            return None
+        return METRICS[metric].function(Scores(values, np.full(len(values), values.mean())))
+    labels, known = problem.class_labels(truth)
+    labels = labels[known]
+    if labels.empty:
+        return None
+    shares = labels.value_counts(normalize=True).reindex(list(problem.classes), fill_value=0.0)
+    common = shares.idxmax()
+    scores = Scores(
+        labels.to_numpy(),
+        np.full(len(labels), common, dtype=labels.to_numpy().dtype),
+        np.tile(shares.to_numpy(dtype="float64"), (len(labels), 1)),
+        problem.classes,
+        problem.positive_class,
+    )
+    return METRICS[metric].function(scores)
+
+
+def class_shares(window: pd.DataFrame, problem: Problem = PROBLEM) -> dict[str, dict[str, float]]:
+    """A classifier's predicted class shares per variant, every declared class (none for a
+    regression)."""
+    if not problem.is_classifier or window.empty:
+        return {}
+    out = {}
+    for variant, rows in window.groupby("variant"):
+        predicted, known = problem.class_labels(rows[PREDICTION])
+        shares = predicted[known].value_counts(normalize=True)
+        out[str(variant)] = {str(c): float(shares.get(c, 0.0)) for c in problem.classes}
     return out
 
 

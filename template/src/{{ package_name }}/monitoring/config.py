@@ -1,7 +1,8 @@
 """``configs/monitoring.yaml``, validated: windows, the reference, drift, checks, promotion.
 
-Thresholds are in the target's unit, or shares of its scale (``PROBLEM.target_scale``: the
-width of its declared range), so they fit any problem. Data is named by ``Selection``s (a data
+Thresholds are in the target's unit, shares of its scale (``PROBLEM.target_scale``: the
+width of its declared range) or in a metric of the task's (``model.METRICS``: rmse for a
+regression, log_loss for a classifier unless configured), so they fit any problem. Data is named by ``Selection``s (a data
 source and a time window over the contract's event time); a source left out is the training
 data's (``data.source`` of ``configs/training.yaml``).
 """
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
+from ..model import METRICS, check_metric, primary_metric
 from ..problem import PROBLEM, Problem
 from ..serving.settings import default_log_url
 from ..training.config import DEFAULT_CONFIG as TRAINING_CONFIG
@@ -23,6 +25,10 @@ from ..training.config import load_config as load_training_config
 __all__ = ["DEFAULT_CONFIG", "ConfigError", "MonitoringConfig", "Selection", "load_config"]
 
 DEFAULT_CONFIG = Path("configs/monitoring.yaml")
+#: Error metrics in the target's unit: their default limit is a share of the target's scale.
+UNIT_METRICS = ("rmse", "mae")
+#: Keys of earlier versions of this file and what replaced them.
+RENAMED = {"max_rmse": "limit (with metric: rmse)", "max_rmse_share": "limit_share"}
 #: Evidently drift methods that are distances: a column drifts when its score >= threshold.
 DistanceMethod = Literal["jensenshannon", "wasserstein", "psi", "hellinger", "kl_div"]
 
@@ -62,32 +68,74 @@ class DriftConfig(StrictModel):
 
 
 class ChecksConfig(StrictModel):
-    """Alerts on missing values, error and predictions held to the target's range."""
+    """Alerts on missing values, a metric per variant and predictions held to the target's range.
+
+    ``metric`` (default: the task's primary metric) alerts when it is worse than ``limit``, in
+    its direction. Without a limit: an error in the target's unit (rmse, mae) above
+    ``limit_share`` of the target's scale; any other metric not ``limit_share`` (relative)
+    better than chance, the score of a model that predicts the reference's mean or its class
+    shares.
+    """
 
     max_missing_share: float = Field(default=0.05, ge=0, le=1)
     min_labelled: int = Field(default=30, ge=1)
-    #: In the target's unit; null: ``max_rmse_share`` of the target's scale.
-    max_rmse: float | None = Field(default=None, gt=0)
-    max_rmse_share: float = Field(default=0.15, gt=0)
+    metric: str | None = None
+    limit: float | None = None
+    limit_share: float = Field(default=0.15, gt=0)
     max_clipped_share: float = Field(default=0.05, ge=0, le=1)
 
-    def rmse_limit(self, problem: Problem = PROBLEM) -> float:
-        """The RMSE above which monitoring alerts, in the target's unit."""
-        if self.max_rmse is not None:
-            return self.max_rmse
-        return self.max_rmse_share * problem.target_scale
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for old in sorted(set(data) & set(RENAMED)):
+                raise ValueError(f"{old} is now {RENAMED[old]}")
+        return data
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, name: str | None) -> str | None:
+        return None if name is None else check_metric(name, PROBLEM)
+
+    def metric_name(self, problem: Problem = PROBLEM) -> str:
+        """The metric monitoring alerts on."""
+        return check_metric(self.metric or primary_metric(problem), problem)
+
+    def metric_limit(self, chance: float | None, problem: Problem = PROBLEM) -> float | None:
+        """The value beyond which ``metric_name`` alerts; ``chance``: its score by chance
+        (None: unknown, and no limit unless one is set or the metric is in the target's unit)."""
+        if self.limit is not None:
+            return self.limit
+        name = self.metric_name(problem)
+        if name in UNIT_METRICS:
+            return self.limit_share * problem.target_scale
+        if chance is None:
+            return None
+        step = abs(chance) * self.limit_share
+        return chance + step if METRICS[name].greater_is_better else chance - step
 
 
 class PromotionConfig(StrictModel):
-    """The gate: the challenger must beat the champion by ``margin`` on the same data."""
+    """The gate: the challenger must beat the champion on ``metric`` (default: the task's
+    primary metric, in its direction) by the relative ``margin`` on the same data."""
 
+    metric: str | None = None
     margin: float = Field(default=0.02, ge=0, lt=1)
     #: Labelled data both models are scored on; null: labelled traffic of the prediction log.
     data: Selection | None = None
     window_hours: float = Field(default=168.0, gt=0)
     min_labelled: int = Field(default=100, ge=1)
-    #: Sanity: refuse a challenger with more of its predictions outside the target's range.
+    #: Sanity (regression): refuse a challenger with more predictions outside the target's range.
     max_clipped_share: float = Field(default=0.05, ge=0, le=1)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, name: str | None) -> str | None:
+        return None if name is None else check_metric(name, PROBLEM)
+
+    def metric_name(self, problem: Problem = PROBLEM) -> str:
+        """The metric the gate compares."""
+        return check_metric(self.metric or primary_metric(problem), problem)
 
 
 class MonitoringConfig(StrictModel):

@@ -1,7 +1,8 @@
 """Recent traffic from the prediction log, and the reference it is compared with.
 
-The columns are the contract's: its features, the served prediction, whether it was held to
-the target's range (``clipped``) and the target once ground truth has arrived.
+The columns are the contract's: its features, the served prediction (a classifier's: the
+predicted class, then one ``probability_<class>`` column per declared class), whether it was
+held to the target's range (``clipped``) and the target once ground truth has arrived.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from sklearn.pipeline import Pipeline
 from sqlalchemy import ColumnElement, Engine, FromClause, select
 
 from ..datasets import load
-from ..predict import predict
-from ..problem import PROBLEM
+from ..predict import predict, predict_proba_frame, predicted_column, probability_column
+from ..problem import PROBLEM, Problem
 from ..serving.store import ground_truth, predictions
 from .config import ReferenceConfig
 
@@ -24,6 +25,14 @@ PREDICTION = "prediction"
 CLIPPED = "clipped"
 TARGET = PROBLEM.target.name
 FEATURES = tuple(PROBLEM.features)
+
+
+def probability_columns(problem: Problem = PROBLEM) -> tuple[str, ...]:
+    """A classifier's probability columns, in the contract's class order (none for regression)."""
+    return tuple(probability_column(label) for label in problem.classes)
+
+
+PROBABILITIES = probability_columns()
 WINDOW_COLUMNS = (
     "ts",
     "request_id",
@@ -31,12 +40,13 @@ WINDOW_COLUMNS = (
     "model_version",
     *FEATURES,
     PREDICTION,
+    *PROBABILITIES,
     CLIPPED,
     TARGET,
 )
 #: What the monitoring check reads: no timestamps to parse and no request ids to copy, which
 #: cost more than the rest of a large window.
-CHECK_COLUMNS = ("variant", *FEATURES, PREDICTION, CLIPPED, TARGET)
+CHECK_COLUMNS = ("variant", *FEATURES, PREDICTION, *PROBABILITIES, CLIPPED, TARGET)
 
 
 def _selected(name: str) -> ColumnElement[Any]:
@@ -75,15 +85,16 @@ def read_window(
         query = query.limit(max_rows)
     with engine.connect() as conn:
         frame = pd.DataFrame(conn.execute(query).all(), columns=list(columns))
-    types = {name: "float64" for name in (TARGET, PREDICTION) if name in columns}
+    numbers = PROBABILITIES if PROBLEM.is_classifier else (TARGET, PREDICTION)
+    types = {name: "float64" for name in numbers if name in columns}
     if CLIPPED in columns:
         types[CLIPPED] = "bool"
     return frame.astype(types)
 
 
-def labelled(window: pd.DataFrame) -> pd.DataFrame:
+def labelled(window: pd.DataFrame, problem: Problem = PROBLEM) -> pd.DataFrame:
     """The rows whose ground truth has arrived."""
-    return window[window[TARGET].notna()]
+    return window[window[problem.target.name].notna()]
 
 
 def load_reference(reference: ReferenceConfig, default_source: str) -> pd.DataFrame:
@@ -94,7 +105,21 @@ def load_reference(reference: ReferenceConfig, default_source: str) -> pd.DataFr
     return frame.reset_index(drop=True)
 
 
-def with_predictions(frame: pd.DataFrame, model: Pipeline) -> pd.DataFrame:
-    """``frame``'s features and the model's predictions for them (a reference for drift)."""
-    out = PROBLEM.feature_frame(frame).reset_index(drop=True)
-    return out.assign(**{PREDICTION: predict(model, out, source="reference")})
+def with_predictions(
+    frame: pd.DataFrame, model: Pipeline, problem: Problem = PROBLEM
+) -> pd.DataFrame:
+    """``frame``'s features, the model's predictions for them (a classifier's: the class and
+    its probabilities, as the log holds them) and the target when ``frame`` has it: a
+    reference for drift, and for the score of chance."""
+    out = problem.feature_frame(frame).reset_index(drop=True)
+    if problem.is_classifier:
+        scored = predict_proba_frame(model, out, problem, source="reference")
+        out = pd.concat(
+            [out, scored.rename(columns={predicted_column(problem): PREDICTION})], axis=1
+        )
+    else:
+        out = out.assign(**{PREDICTION: predict(model, out, problem, source="reference")})
+    target = problem.target.name
+    if target in frame.columns:
+        out[target] = frame[target].to_numpy()
+    return out

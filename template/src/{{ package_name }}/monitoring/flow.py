@@ -16,12 +16,20 @@ from prefect.cache_policies import NO_CACHE
 from sklearn.pipeline import Pipeline
 from sqlalchemy import Engine
 
-from ..problem import PROBLEM
+from ..model import METRICS
+from ..problem import PROBLEM, Problem
 from ..serving.store import make_engine
 from ..training.registry import CHAMPION, load_model_by_alias
 from ..training.tracking import configure_tracking
-from .checks import clipped_by_variant, missing_shares, rmse_by_variant
-from .config import DEFAULT_CONFIG, MonitoringConfig, load_config
+from .checks import (
+    VariantMetrics,
+    chance_score,
+    class_shares,
+    clipped_by_variant,
+    metrics_by_variant,
+    missing_shares,
+)
+from .config import DEFAULT_CONFIG, UNIT_METRICS, MonitoringConfig, load_config
 from .data import CHECK_COLUMNS, PREDICTION, load_reference, read_window, with_predictions
 from .drift import DriftResult, drift_report, save_html, summarize
 from .store import write_metrics
@@ -32,15 +40,24 @@ PerVariant = dict[str, tuple[float, int]]
 
 @dataclass(frozen=True)
 class MonitoringResult:
-    """What one monitoring run found."""
+    """What one monitoring run found: ``metrics`` per variant (the task's, by name, and the
+    labelled rows they were scored on), ``metric`` the one alerted on and its ``limit``."""
 
     run_id: str
     rows: int
     drift: DriftResult | None
-    rmse: PerVariant
+    metrics: VariantMetrics
     alerts: list[str] = field(default_factory=list)
     report: Path | None = None
     clipped: PerVariant = field(default_factory=dict)
+    metric: str = ""
+    limit: float | None = None
+    shares: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def score(self, variant: str) -> float | None:
+        """The alerted metric of ``variant`` (None without enough labelled rows)."""
+        found = self.metrics.get(variant)
+        return None if found is None else found[0][self.metric]
 
     @property
     def drift_detected(self) -> bool:
@@ -60,8 +77,26 @@ def window_task(log_url: str, since: datetime, until: datetime, max_rows: int) -
     return read_window(make_engine(log_url), since, until, max_rows, CHECK_COLUMNS)
 
 
-def _unit() -> str:
-    return f" {PROBLEM.target.unit}" if PROBLEM.target.unit else ""
+def _unit(metric: str, problem: Problem) -> str:
+    unit = problem.target.unit if metric in UNIT_METRICS else None
+    return f" {unit}" if unit else ""
+
+
+def metric_alerts(
+    metrics: VariantMetrics, metric: str, limit: float | None, problem: Problem = PROBLEM
+) -> list[str]:
+    """One alert per variant whose ``metric`` is worse than ``limit`` (in its direction)."""
+    if limit is None:
+        return []
+    higher = METRICS[metric].greater_is_better
+    sign = "<" if higher else ">"
+    alerts = []
+    for variant, (values, _) in metrics.items():
+        value = values[metric]
+        if value < limit if higher else value > limit:  # NaN (one class only) never alerts
+            unit = _unit(metric, problem)
+            alerts.append(f"{metric} of {variant} {value:.3g}{unit} {sign} {limit:.3g}{unit}")
+    return alerts
 
 
 def _alerts(
@@ -69,7 +104,6 @@ def _alerts(
     sizes: tuple[int, int],
     drift: DriftResult | None,
     missing: dict[str, float],
-    rmse: PerVariant,
     clipped: PerVariant,
 ) -> list[str]:
     alerts = []
@@ -90,12 +124,6 @@ def _alerts(
         for name, share in missing.items()
         if share > config.checks.max_missing_share
     ]
-    limit = config.checks.rmse_limit()
-    alerts += [
-        f"RMSE of {variant} {value:.3g}{_unit()} > {limit:.3g}"
-        for variant, (value, _) in rmse.items()
-        if value > limit
-    ]
     alerts += [
         f"{count} predictions of {variant} ({share:.1%}) held to the target's range "
         f"(> {config.checks.max_clipped_share:.1%})"
@@ -109,8 +137,9 @@ def _metrics(
     rows: int,
     drift: DriftResult | None,
     missing: dict[str, float],
-    rmse: PerVariant,
+    metrics: VariantMetrics,
     clipped: PerVariant,
+    shares: dict[str, dict[str, float]],
 ) -> Metrics:
     values: Metrics = {("rows", None): rows}
     values.update({(f"missing_share.{name}", None): share for name, share in missing.items()})
@@ -120,9 +149,15 @@ def _metrics(
         values[("prediction_drift_score", None)] = drift.prediction_score
         values[("prediction_drift", None)] = float(drift.prediction_drift)
         values.update({(f"drift_score.{name}", None): s for name, s in drift.scores.items()})
-    for variant, (value, count) in rmse.items():
-        values[("rmse", variant)] = value
+        if len(drift.prediction_scores) > 1:
+            values.update(
+                {(f"prediction_drift_score.{n}", None): s for n, s in drift.prediction_scores.items()}
+            )
+    for variant, (scores, count) in metrics.items():
+        values.update({(name, variant): value for name, value in scores.items()})
         values[("labelled_rows", variant)] = count
+    for variant, by_class in shares.items():
+        values.update({(f"predicted_share.{c}", variant): s for c, s in by_class.items()})
     for variant, (share, count) in clipped.items():
         values[("clipped_share", variant)] = share
         values[("clipped_rows", variant)] = count
@@ -137,24 +172,37 @@ def check_window(
     run_id: str,
     span: tuple[datetime, datetime],
     report: Path | None = None,
+    problem: Problem = PROBLEM,
 ) -> MonitoringResult:
-    """Drift, missing values, RMSE and clipped predictions of ``window``; stores the metrics
-    in ``engine`` and writes the HTML ``report`` (if given) when both sides have
-    ``drift.min_rows`` rows."""
-    missing = missing_shares(window)
-    rmse = rmse_by_variant(window, config.checks.min_labelled)
+    """Drift, missing values, the task's metrics, class shares and clipped predictions of
+    ``window``; stores the metrics in ``engine`` and writes the HTML ``report`` (if given)
+    when both sides have ``drift.min_rows`` rows.
+
+    The alerted metric's limit without a configured one is derived from the reference's
+    target (see ``ChecksConfig``), when the reference has it."""
+    missing = missing_shares(window, problem)
+    metrics = metrics_by_variant(window, config.checks.min_labelled, problem)
     clipped = clipped_by_variant(window)
+    shares = class_shares(window, problem)
     current = window.dropna(subset=[PREDICTION])
     drift, written = None, None
     if min(len(current), len(reference)) >= config.drift.min_rows:
-        snapshot = drift_report(reference, current, config.drift)
-        drift = summarize(snapshot, config.drift)
+        snapshot = drift_report(reference, current, config.drift, problem)
+        drift = summarize(snapshot, config.drift, problem)
         if report is not None:
             written = save_html(snapshot, report)
-    write_metrics(engine, run_id, span, _metrics(len(window), drift, missing, rmse, clipped))
+    values = _metrics(len(window), drift, missing, metrics, clipped, shares)
+    write_metrics(engine, run_id, span, values)
+    metric = config.checks.metric_name(problem)
+    target = problem.target.name
+    chance = chance_score(metric, reference[target], problem) if target in reference else None
+    limit = config.checks.metric_limit(chance, problem)
     sizes = (len(current), len(reference))
-    alerts = _alerts(config, sizes, drift, missing, rmse, clipped)
-    return MonitoringResult(run_id, len(window), drift, rmse, alerts, written, clipped)
+    alerts = _alerts(config, sizes, drift, missing, clipped)
+    alerts += metric_alerts(metrics, metric, limit, problem)
+    return MonitoringResult(
+        run_id, len(window), drift, metrics, alerts, written, clipped, metric, limit, shares
+    )
 
 
 @task(name="check window", cache_policy=NO_CACHE)
@@ -165,7 +213,8 @@ def check_task(
     run_id: str,
     span: tuple[datetime, datetime],
 ) -> MonitoringResult:
-    """Drift, missing values and RMSE; writes the HTML report and stores the metrics."""
+    """Drift, missing values and the task's metrics; writes the HTML report and stores the
+    metrics."""
     stamp = span[1].strftime("%Y%m%dT%H%M%S")
     report = config.reports_dir / f"monitoring-{stamp}-{run_id[:8]}.html"
     engine = make_engine(config.log_url())

@@ -1,6 +1,8 @@
 """The promotion flow: champion and challenger on the same labelled data; the challenger
-becomes champion only when its predictions are sane (finite, few outside the target's range)
-and its RMSE beats the champion's by the margin.
+becomes champion only when its predictions are sane (``model.sanity_problems``: finite values,
+or a classifier predicting more than one class with probabilities that are probabilities; a
+regressor with few predictions outside the target's range) and it beats the champion on the
+configured metric (the task's primary one: rmse, log_loss), in its direction, by the margin.
 
 The data is a selection of a labelled source (``--source/--start/--end`` or
 ``promotion.data``), else the labelled traffic of the prediction log (predictions joined with
@@ -17,16 +19,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from prefect import flow
 from sklearn.pipeline import Pipeline
 
 from ..datasets import load
-from ..model import evaluate
+from ..model import METRICS, evaluate, is_better, required, sanity_problems
 from ..predict import predict_with_count
-from ..problem import PROBLEM
+from ..problem import PROBLEM, Problem
 from ..serving.store import make_engine
 from ..training.registry import (
     CHALLENGER,
@@ -54,20 +55,23 @@ class PromotionDecision:
     reason: str
     champion_version: int | None
     challenger_version: int | None
-    champion_rmse: float | None = None
-    challenger_rmse: float | None = None
+    metric: str = ""
+    champion_score: float | None = None
+    challenger_score: float | None = None
     rows: int = 0
     data: str = ""
     margin: float = 0.0
 
 
-def decide(champion_rmse: float, challenger_rmse: float, margin: float) -> tuple[bool, str]:
-    """Promote only if the challenger's RMSE is at least ``margin`` (relative) below."""
-    needed = champion_rmse * (1.0 - margin)
-    numbers = f"challenger RMSE {challenger_rmse:.3f} vs champion {champion_rmse:.3f}"
-    if challenger_rmse <= needed:
-        return True, f"{numbers}: better by more than the {margin:.1%} margin"
-    return False, f"{numbers}: needs <= {needed:.3f} ({margin:.1%} margin)"
+def decide(metric: str, champion: float, challenger: float, margin: float) -> tuple[bool, str]:
+    """Promote only if the challenger's ``metric`` beats the champion's by ``margin``
+    (relative, in the metric's direction)."""
+    needed = required(metric, champion, margin)
+    numbers = f"challenger {metric} {challenger:.4g} vs champion {champion:.4g}"
+    if is_better(metric, challenger, champion, margin):
+        return True, f"{numbers}: better by at least the {margin:.1%} margin"
+    sign = ">=" if METRICS[metric].greater_is_better else "<="
+    return False, f"{numbers}: needs {sign} {needed:.4g} ({margin:.1%} margin)"
 
 
 def recent_labelled(
@@ -83,19 +87,27 @@ def recent_labelled(
     since = datetime.now(UTC) - timedelta(hours=config.promotion.window_hours)
     window_rows = labelled(read_window(make_engine(config.log_url()), since))
     frame = window_rows[[*FEATURES, TARGET]].reset_index(drop=True)
+    if PROBLEM.is_classifier:  # the log's labels as the declared classes' type
+        frame[TARGET] = PROBLEM.class_labels(frame[TARGET])[0].to_numpy()
     hours = config.promotion.window_hours
     return frame, f"labelled predictions of the last {hours:g} h"
 
 
-def sanity(model: Pipeline, data: pd.DataFrame, max_clipped_share: float) -> str | None:
-    """Why ``model``'s predictions on ``data`` are not sane, or None: every one finite, at
+def sanity(
+    model: Pipeline, data: pd.DataFrame, max_clipped_share: float, problem: Problem = PROBLEM
+) -> str | None:
+    """Why ``model``'s predictions on ``data`` are not sane, or None: ``sanity_problems``
+    (finite; a classifier's several classes and true probabilities), and for a regressor at
     most ``max_clipped_share`` of them outside the target's range."""
-    predicted, clipped = predict_with_count(model, data, source="promotion data")
-    if not np.isfinite(predicted).all():
-        return "the challenger predicts non-finite values"
+    problems = sanity_problems(model, data, problem)
+    if problems:
+        return f"the challenger fails the sanity check: {'; '.join(problems)}"
+    if problem.is_classifier:
+        return None
+    _, clipped = predict_with_count(model, data, problem, source="promotion data")
     share = clipped / max(len(data), 1)
     if share > max_clipped_share:
-        low, high = (f"{bound:g}" for bound in PROBLEM.target_range)
+        low, high = (f"{bound:g}" for bound in problem.target_range)
         return (
             f"{clipped} challenger predictions ({share:.1%}) outside the target's range "
             f"{low}..{high} (promotion.max_clipped_share: {max_clipped_share:.1%})"
@@ -129,15 +141,16 @@ def record(decision: PromotionDecision) -> str:
     metrics = {
         name: value
         for name, value in (
-            ("champion_rmse", decision.champion_rmse),
-            ("challenger_rmse", decision.challenger_rmse),
+            (f"champion_{decision.metric}", decision.champion_score),
+            (f"challenger_{decision.metric}", decision.challenger_score),
             ("rows", float(decision.rows)),
         )
         if value is not None
     }
+    fields = {"champion_score", "challenger_score", "rows"}
     with mlflow.start_run(run_name="promotion") as run:
         mlflow.set_tags({"decision": "promoted" if decision.promoted else "refused"})
-        mlflow.log_params({k: v for k, v in asdict(decision).items() if k not in metrics})
+        mlflow.log_params({k: v for k, v in asdict(decision).items() if k not in fields})
         mlflow.log_metrics(metrics)
     if decision.challenger_version is not None:
         client = MlflowClient()
@@ -154,15 +167,25 @@ def evaluate_promotion(
     """Compare challenger and champion; promote if the challenger is sane and wins by the
     margin."""
     margin = config.promotion.margin
+    metric = config.promotion.metric_name()
     champion, champion_version = load_model_by_alias(CHAMPION)
     challenger_version = get_version_by_alias(CHALLENGER)
     if challenger_version is None:
         reason = "no challenger in the registry: nothing to promote"
-        return PromotionDecision(False, reason, champion_version, None, margin=margin)
+        return PromotionDecision(
+            False, reason, champion_version, None, metric=metric, margin=margin
+        )
     challenger, _ = load_model_by_alias(CHALLENGER)
     frame, source = recent_labelled(config, data)
     refused = PromotionDecision(
-        False, "", champion_version, challenger_version, rows=len(frame), data=source, margin=margin
+        False,
+        "",
+        champion_version,
+        challenger_version,
+        metric=metric,
+        rows=len(frame),
+        data=source,
+        margin=margin,
     )
     if len(frame) < config.promotion.min_labelled:
         reason = f"{len(frame)} labelled rows in {source} (< {config.promotion.min_labelled})"
@@ -170,17 +193,17 @@ def evaluate_promotion(
     insane = sanity(challenger, frame, config.promotion.max_clipped_share)
     if insane is not None:
         return replace(refused, reason=insane)
-    champion_rmse = evaluate(champion, frame)["rmse"]
-    challenger_rmse = evaluate(challenger, frame)["rmse"]
-    promoted, reason = decide(champion_rmse, challenger_rmse, margin)
+    champion_score = evaluate(champion, frame)[metric]
+    challenger_score = evaluate(challenger, frame)[metric]
+    promoted, reason = decide(metric, champion_score, challenger_score, margin)
     if promoted:
         promote(challenger_version)
     return replace(
         refused,
         promoted=promoted,
         reason=reason,
-        champion_rmse=champion_rmse,
-        challenger_rmse=challenger_rmse,
+        champion_score=champion_score,
+        challenger_score=challenger_score,
     )
 
 
