@@ -87,11 +87,9 @@ def decide(
         if reason
     )
     if not fired:
-        score = (
-            "no labelled traffic"
-            if result.score is None
-            else f"{result.metric} {result.score:.3f}"
-        )
+        score = "no labelled traffic"
+        if result.score is not None:
+            score = f"{result.metric} {result.score:.3f}"
         return Decision(
             SKIP,
             f"no trigger: drift share {result.drift_share:.2f} < {triggers.drift_share:.2f} "

@@ -2,8 +2,9 @@
 (``triggers.metric``: the task's primary one unless set) on labelled traffic.
 
 The numbers are level 3's monitoring check (``monitoring.flow.check_window``: Evidently drift
-scores, the task's metrics, the ``monitoring_metrics`` table); this module applies the retraining policy's
-thresholds to them and keeps a result per run in ``.mlops/automation/monitoring.jsonl``, whose
+scores, the task's metrics, the ``monitoring_metrics`` table); this module applies the
+retraining policy's thresholds to them and keeps a result per run in
+``.mlops/automation/monitoring.jsonl``, whose
 latest entry the retraining check reads.
 """
 

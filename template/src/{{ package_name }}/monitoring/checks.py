@@ -34,12 +34,12 @@ def logged_scores(rows: pd.DataFrame, problem: Problem = PROBLEM) -> Scores:
     if not problem.is_classifier:
         truth = rows[target].to_numpy(dtype="float64")
         return Scores(truth, rows[PREDICTION].to_numpy(dtype="float64"))
-    truth, known = problem.class_labels(rows[target])
+    labels, known = problem.class_labels(rows[target])
     predicted, served = problem.class_labels(rows[PREDICTION])
     keep = (known & served).to_numpy()
     probabilities = rows[list(probability_columns(problem))].to_numpy(dtype="float64")
     return Scores(
-        truth.to_numpy()[keep],
+        labels.to_numpy()[keep],
         predicted.to_numpy()[keep],
         probabilities[keep],
         problem.classes,

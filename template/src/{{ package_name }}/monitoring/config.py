@@ -2,9 +2,9 @@
 
 Thresholds are in the target's unit, shares of its scale (``PROBLEM.target_scale``: the
 width of its declared range) or in a metric of the task's (``model.METRICS``: rmse for a
-regression, log_loss for a classifier unless configured), so they fit any problem. Data is named by ``Selection``s (a data
-source and a time window over the contract's event time); a source left out is the training
-data's (``data.source`` of ``configs/training.yaml``).
+regression, log_loss for a classifier unless configured), so they fit any problem. Data is
+named by ``Selection``s (a data source and a time window over the contract's event time); a
+source left out is the training data's (``data.source`` of ``configs/training.yaml``).
 """
 
 from __future__ import annotations

@@ -150,9 +150,8 @@ def _metrics(
         values[("prediction_drift", None)] = float(drift.prediction_drift)
         values.update({(f"drift_score.{name}", None): s for name, s in drift.scores.items()})
         if len(drift.prediction_scores) > 1:
-            values.update(
-                {(f"prediction_drift_score.{n}", None): s for n, s in drift.prediction_scores.items()}
-            )
+            outputs = drift.prediction_scores.items()
+            values.update({(f"prediction_drift_score.{n}", None): s for n, s in outputs})
     for variant, (scores, count) in metrics.items():
         values.update({(name, variant): value for name, value in scores.items()})
         values[("labelled_rows", variant)] = count
