@@ -113,7 +113,7 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 120
         if process.poll() is not None:
             pytest.fail(f"the service exited with {process.returncode}")
         try:
-            with urllib.request.urlopen(f"{url}/ready", timeout=2):
+            with urllib.request.urlopen(f"{url}/health/ready", timeout=2):
                 return
         except (urllib.error.URLError, ConnectionError):
             time.sleep(0.5)
@@ -138,10 +138,18 @@ def _read_csv(path: Path) -> list[dict[str, str | None]]:
         ]
 
 
-def _requests(project: Path) -> list[dict[str, str | None]]:
+def _json_value(text: str | None) -> str | float | None:
+    """A CSV cell as a JSON client sends it: numbers as numbers, the rest as text."""
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return text
+
+
+def _requests(project: Path) -> list[dict[str, str | float | None]]:
     """The last quarter's patients, without their outcome, as the service receives them."""
     rows = _read_csv(project / "data" / "diabetes" / "new-patients.csv")
-    return [{k: v for k, v in row.items() if k != "visit_date"} for row in rows]
+    return [{k: _json_value(v) for k, v in row.items() if k != "visit_date"} for row in rows]
 
 
 def test_lint_and_tests_pass_with_the_users_contract(project: Path) -> None:
