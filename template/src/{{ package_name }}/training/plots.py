@@ -190,7 +190,7 @@ def calibration_figure(table: pd.DataFrame, problem: Problem = PROBLEM) -> Figur
         xlabel="predicted probability",
         ylabel="observed share of the class",
     )
-    which = "positive class" if problem.task == "binary" else "each class against the rest"
+    which = problem.positive_class if problem.task == "binary" else "each class against the rest"
     ax.set_title(f"Calibration: {which}")
-    ax.legend(title=target, loc="upper left")
+    ax.legend(title=target, loc="lower right")
     return fig

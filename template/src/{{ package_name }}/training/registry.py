@@ -95,13 +95,23 @@ def load_model_version(version: int, name: str = MODEL_NAME) -> Pipeline:
 
 
 def check_task(model: Pipeline, version: int, problem: Problem = PROBLEM) -> None:
-    """Refuse a registered regressor for a classification contract, and vice versa."""
+    """Refuse a registered model that does not fit the contract: a regressor for a
+    classification task and vice versa, or a classifier of classes the contract does not declare.
+    """
+    again = "train a model for it (make train)"
     if is_classifier(model) != problem.is_classifier:
         kind = "classifier" if is_classifier(model) else "regressor"
         raise ModelNotFoundError(
             f"version {version} of {MODEL_NAME!r} is a {kind}, but contract.py declares a "
-            f"{problem.task} task; train a model for it (make train)"
+            f"{problem.task} task; {again}"
         )
+    if problem.is_classifier:
+        learned = model.classes_.tolist()
+        if not set(learned) <= set(problem.classes):
+            raise ModelNotFoundError(
+                f"version {version} of {MODEL_NAME!r} predicts the classes {learned}, but "
+                f"contract.py declares {list(problem.classes)}; {again}"
+            )
 
 
 def load_model_by_alias(alias: str, name: str = MODEL_NAME) -> tuple[Pipeline, int]:
