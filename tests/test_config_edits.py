@@ -36,7 +36,9 @@ OVERRIDES: dict[str, dict[str, Any]] = {
         "drift.categorical_method": "hellinger",
         "drift.numerical_method": "psi",
         "drift.prediction_method": "hellinger",
-        "checks.max_rmse": 9.5,
+        "checks.metric": "mae",
+        "checks.limit": 9.5,
+        "promotion.metric": "mae",
         "promotion.data": {"source": "data/example/", "start": "2024-02-01", "end": "2024-03-01"},
     },
     "retraining.yaml": {
