@@ -132,8 +132,8 @@ def serve_rows(client: TestClient, rows: pd.DataFrame, prefix: str) -> int:
         version = int(answer["model_version"])
         actual = rows[target].iloc[start : start + BATCH]
         truth += [
-            {"request_id": p["request_id"], target: float(value)}
-            for p, value in zip(answer["predictions"], actual, strict=True)
+            {"request_id": p["request_id"], target: value}
+            for p, value in zip(answer["predictions"], actual.tolist(), strict=True)
         ]
     client.post("/ground-truth", json={"items": truth}).raise_for_status()
     return version
