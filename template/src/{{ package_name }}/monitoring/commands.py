@@ -128,7 +128,7 @@ def register(commands: Any) -> None:
     """Add level 3's subcommands to the project's command line."""
     monitor = commands.add_parser(
         "monitor",
-        help="drift, missing values, RMSE and clipped predictions of recent traffic",
+        help="drift, missing values, the task's metrics and clipped predictions of recent traffic",
         description="Compare the prediction log's recent window with the reference "
         "(configs/monitoring.yaml); write an HTML report and store the metrics.",
     )
