@@ -71,7 +71,7 @@ def _direct(flow: Any, tracking: Any, config: Any) -> Any:
 
     tracking.configure_tracking()
     data = flow.load_data.fn(config.data)
-    run_id = flow._start_run(config, data)
+    run_id = flow._start_run(config, data, flow.PROBLEM)
     client = MlflowClient()
     features = flow.make_features.fn(data, config.search.tuning_fraction, config.search.seed)
     params = flow.tune.fn(features, config, run_id)

@@ -360,27 +360,29 @@ def test_two_replicas_serve_the_server_champion_and_lose_no_log_rows(stack: Stac
 # ------------------------------------------------------------------ level 4: scheduled flows
 
 TRAFFIC_ROWS = 1_000
-# Served trips of the validation month, with their durations, into the prediction log.
+# Served rows of the validation month, with their actual targets, into the prediction log.
 SERVE_TRAFFIC = f"""
 import json
 from fastapi.testclient import TestClient
-from {PACKAGE}.contract import FEATURES, TARGET, load_month
+from {PACKAGE}.datasets import Window, load
+from {PACKAGE}.problem import PROBLEM
 from {PACKAGE}.serving.app import create_app
 
-trips = load_month("data", 2024, 2).head({TRAFFIC_ROWS})
+rows = load("data/example", Window.parse("2024-02-01", "2024-03-01"))[0].head({TRAFFIC_ROWS})
+target = PROBLEM.target.name
 with TestClient(create_app()) as client:
-    for start in range(0, len(trips), 500):
-        chunk = trips.iloc[start : start + 500]
-        body = {{"trips": chunk[FEATURES].to_dict("records")}}
+    for start in range(0, len(rows), 50):
+        chunk = rows.iloc[start : start + 50]
+        body = {{"rows": json.loads(chunk[PROBLEM.features].to_json(orient="records"))}}
         answer = client.post("/predict/batch", json=body)
         answer.raise_for_status()
         truth = [
-            {{"request_id": p["request_id"], "duration": float(d)}}
-            for p, d in zip(answer.json()["predictions"], chunk[TARGET], strict=True)
+            {{"request_id": p["request_id"], target: float(value)}}
+            for p, value in zip(answer.json()["predictions"], chunk[target], strict=True)
         ]
         client.post("/ground-truth", json={{"items": truth}}).raise_for_status()
     client.app.state.service.log.flush()
-print(json.dumps(len(trips)))
+print(json.dumps(len(rows)))
 """
 MONITORING = "automation-monitoring/monitoring-hourly"
 RETRAINING = "retraining-check/retraining-check-daily"

@@ -221,8 +221,19 @@ def make_engine(url: str, tables: LogTables = TABLES) -> Engine:
             cursor.close()
 
     check_schema(engine, (tables.predictions, tables.ground_truth))
-    tables.metadata.create_all(engine)
+    _create_tables(engine, tables)
     return engine
+
+
+def _create_tables(engine: Engine, tables: LogTables, attempts: int = 3) -> None:
+    """Create the missing tables; another replica creating them at the same time is fine."""
+    for attempt in range(attempts):
+        try:
+            tables.metadata.create_all(engine)
+            return
+        except (IntegrityError, ProgrammingError):  # PostgreSQL: created meanwhile by another
+            if attempt == attempts - 1:
+                raise
 
 
 @dataclass(frozen=True, slots=True)
