@@ -80,22 +80,23 @@ MLFLOW_PREFS = {
 TRAFFIC = """
 import importlib, json, sys, urllib.request
 base, package, rows, drift = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-trips = importlib.import_module(package + ".contract").add_target(
-    importlib.import_module(package + ".synthetic").generate_trips(2024, 3, rows, 7, drift))
+problem = importlib.import_module(package + ".problem").PROBLEM
+synthetic = importlib.import_module(package + ".synthetic")
+trips = problem.prepare(synthetic.generate_trips(2024, 3, rows, 7, drift), "drifted month")
+target = problem.target.name
 def post(path, body):
     req = urllib.request.Request(base + path, json.dumps(body).encode(),
                                  {"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=60) as resp:
         return json.load(resp)
 truth, variants = [], {}
-for start in range(0, len(trips), 250):
-    chunk = trips.iloc[start:start + 250]
-    batch = [{"PULocationID": int(r.PULocationID), "DOLocationID": int(r.DOLocationID),
-              "trip_distance": float(r.trip_distance)} for r in chunk.itertuples()]
+for start in range(0, len(trips), 50):
+    chunk = trips.iloc[start:start + 50]
+    batch = json.loads(chunk[problem.features].to_json(orient="records"))
     answer = post("/predict/batch", {"key": f"caller-{start}", "rows": batch})
     variants[answer["variant"]] = variants.get(answer["variant"], 0) + len(batch)
-    truth += [{"request_id": p["request_id"], "duration": float(d)}
-              for p, d in zip(answer["predictions"], chunk["duration"])]
+    truth += [{"request_id": p["request_id"], target: float(d)}
+              for p, d in zip(answer["predictions"], chunk[target])]
 post("/ground-truth", {"items": truth})
 print(f"sent {len(truth)} drifted trips {variants} and their actual durations")
 """
@@ -403,8 +404,10 @@ def main(argv: list[str] | None = None) -> int:
         logs.mkdir()
         settings = answers(project)
         run(["make", "install"], project)
-        for _ in range(0 if args.no_train else 2):  # champion, then challenger
+        if not args.no_train:  # the example's data, then a champion and a challenger
+            run(["make", "data"], project)
             run(["make", "train"], project)
+            run(["make", "train", "ARGS=--set model.family=hist_gradient_boosting"], project)
         traffic(project, settings["package_name"], logs)
         run(["make", "monitor"], project)
         reports = (project / "reports").glob("monitoring-*.html")
