@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import git_status, run
+from tests.conftest import git_status, project_env, run
 
 pytestmark = pytest.mark.slow
 
@@ -97,6 +98,55 @@ def test_level_0_notebook_runs_headless_from_its_requirements(
     run([python, "-c", script], project / "notebooks")
     assert (project / "models" / "model.pkl").stat().st_size > 0
     assert git_status(project) == ""
+    # Real TLC files of other months: found by changing the first cell only, and named
+    run([python, "-c", TLC_FILES], project)
+    months = "TRAIN_MONTH, VAL_MONTH = (2023, 11), (2023, 12)"
+    out = run([python, "-c", TLC_RUN, months], project / "notebooks").stdout
+    assert "read from ../data/yellow_tripdata_2023-11.parquet" in out
+    assert "read from ../data/yellow_tripdata_2023-12.parquet" in out
+    missing = "TRAIN_MONTH, VAL_MONTH = (2023, 10), (2023, 12)"
+    failed = subprocess.run(
+        [python, "-c", TLC_RUN, missing],
+        cwd=project / "notebooks",
+        env=project_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert failed.returncode != 0
+    assert "yellow_tripdata_2023-10.parquet not found" in failed.stdout + failed.stderr
+
+
+# Two months of trips under their TLC names, in the yellow-taxi columns the notebook reads.
+TLC_FILES = """
+import numpy as np, pandas as pd
+rng = np.random.default_rng(0)
+for month in (11, 12):
+    n = 3000
+    pickup = pd.Timestamp(2023, month, 1) + pd.to_timedelta(rng.integers(0, 86400 * 28, n), "s")
+    distance = rng.gamma(2.0, 1.5, n).round(2)
+    minutes = 3 + 4 * distance + rng.normal(0, 2, n)
+    pd.DataFrame({
+        "tpep_pickup_datetime": pickup,
+        "tpep_dropoff_datetime": pickup + pd.to_timedelta(minutes * 60, "s"),
+        "PULocationID": rng.integers(1, 266, n),
+        "DOLocationID": rng.integers(1, 266, n),
+        "trip_distance": distance,
+    }).to_parquet(f"data/yellow_tripdata_2023-{month}.parquet")
+"""
+# The notebook with its first cell set to read TLC files of the months given as argv[1].
+TLC_RUN = """
+import sys, nbformat, nbclient
+nb = nbformat.read("01-explore-and-train.ipynb", as_version=4)
+first = next(cell for cell in nb.cells if cell.cell_type == "code")
+default = "TRAIN_MONTH, VAL_MONTH = (2024, 1), (2024, 2)"
+assert 'SOURCE = "example"' in first.source and default in first.source, first.source
+first.source = first.source.replace('SOURCE = "example"', 'SOURCE = "tlc"')
+first.source = first.source.replace(default, sys.argv[1])
+nbclient.NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+for cell in nb.cells:
+    for output in cell.get("outputs", []):
+        print(output.get("text", ""), end="")
+"""
 
 
 @pytest.mark.parametrize("level", sorted(MAKE_TARGETS))
