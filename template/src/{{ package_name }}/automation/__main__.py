@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..training.commands import config_options
 from . import DEFAULT_POLICY
 
 if TYPE_CHECKING:  # imported by the commands that use them
@@ -33,16 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     monitor = commands.add_parser(
         "monitor", help="measure the champion's recent traffic, store the result"
     )
-    monitor.add_argument(
-        "--config", type=Path, default=None, help="monitoring config (default: the policy's)"
-    )
-    monitor.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a monitoring config value, e.g. --set window.hours=48",
+    config_options(
+        monitor, None, "monitoring config, the policy's when left out", "window.hours=48"
     )
     commands.add_parser("retrain", help="decide from the latest monitoring result; retrain, gate")
     commands.add_parser("rollback", help="move `champion` back to `previous-champion`")

@@ -14,15 +14,21 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from ..model import check_metric, primary_metric
 from ..problem import PROBLEM, Problem
-from ..training.config import ConfigError, Selection, StrictModel, format_errors, load_yaml
+from ..training.config import (
+    ConfigError,
+    MetricChoice,
+    Selection,
+    StrictModel,
+    format_errors,
+    load_yaml,
+)
 from . import DEFAULT_POLICY
 
 __all__ = ["DEFAULT_POLICY", "ConfigError", "RetrainingPolicy", "load_policy", "parse_policy"]
 
 
-class Triggers(StrictModel):
+class Triggers(MetricChoice):
     """When a retraining is due."""
 
     drift_share: float = Field(default=0.5, gt=0.0, le=1.0)
@@ -31,7 +37,6 @@ class Triggers(StrictModel):
     categorical_threshold: float = Field(default=0.15, gt=0.0)  # Jensen-Shannon distance
     numeric_threshold: float = Field(default=0.2, gt=0.0)  # Wasserstein distance, normed
     #: The metric whose degradation triggers (null: the task's primary one, rmse or log_loss).
-    metric: str | None = None
     #: Relative worsening of ``metric`` on labelled traffic against the champion's validation.
     degradation: float = Field(default=0.15, gt=0.0)
     min_labelled_rows: int = Field(default=100, ge=1)
@@ -43,15 +48,6 @@ class Triggers(StrictModel):
         if isinstance(data, dict) and "rmse_degradation" in data:
             raise ValueError("rmse_degradation is now degradation (of triggers.metric)")
         return data
-
-    @field_validator("metric")
-    @classmethod
-    def _known_metric(cls, name: str | None) -> str | None:
-        return None if name is None else check_metric(name, PROBLEM)
-
-    def metric_name(self, problem: Problem = PROBLEM) -> str:
-        """The metric the performance trigger watches."""
-        return check_metric(self.metric or primary_metric(problem), problem)
 
     @field_validator("feature_thresholds")
     @classmethod
@@ -93,12 +89,11 @@ class Training(StrictModel):
     overrides: list[str] = Field(default_factory=list)
 
 
-class Gate(StrictModel):
+class Gate(MetricChoice):
     """What the challenger must pass to become champion: sane predictions (a regressor's within
     ``bounds``; a classifier's several classes and true probabilities), the latency budget,
     and ``metric`` (null: the task's primary one) better than the champion's by ``margin``."""
 
-    metric: str | None = None
     margin: float = Field(default=0.02, ge=0.0, lt=1.0)  # relative, in the metric's direction
     min_rows: int = Field(default=30, ge=1)  # labelled rows of the monitored window needed
     max_rows: int = Field(default=20_000, ge=1)
@@ -107,15 +102,6 @@ class Gate(StrictModel):
     #: The derived range: the target's range widened by this share of its scale on each side.
     prediction_slack: float = Field(default=0.5, ge=0.0)
     latency_budget_ms: float = Field(default=25.0, gt=0.0)
-
-    @field_validator("metric")
-    @classmethod
-    def _known_metric(cls, name: str | None) -> str | None:
-        return None if name is None else check_metric(name, PROBLEM)
-
-    def metric_name(self, problem: Problem = PROBLEM) -> str:
-        """The metric the gate compares."""
-        return check_metric(self.metric or primary_metric(problem), problem)
 
     @field_validator("prediction_range")
     @classmethod

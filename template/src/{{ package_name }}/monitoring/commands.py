@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..cli import CommandError, positive_int
+from ..training.commands import config_options
 
 if TYPE_CHECKING:
     from .config import MonitoringConfig, Selection
@@ -106,17 +107,7 @@ def _attach_truth(args: argparse.Namespace) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", type=Path, default=DEFAULT_CONFIG, help="(default: %(default)s)"
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a configuration value, e.g. --set drift.min_rows=200",
-    )
+    config_options(parser, DEFAULT_CONFIG, "monitoring configuration", "drift.min_rows=200")
 
 
 def _window(parser: argparse.ArgumentParser, what: str) -> None:

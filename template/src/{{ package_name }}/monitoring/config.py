@@ -13,13 +13,20 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from ..model import METRICS, check_metric, primary_metric
+from ..model import METRICS
 from ..problem import PROBLEM, Problem
 from ..serving.settings import default_log_url
 from ..training.config import DEFAULT_CONFIG as TRAINING_CONFIG
-from ..training.config import ConfigError, Selection, StrictModel, TrainingConfig, load_yaml
+from ..training.config import (
+    ConfigError,
+    MetricChoice,
+    Selection,
+    StrictModel,
+    TrainingConfig,
+    load_yaml,
+)
 from ..training.config import load_config as load_training_config
 
 __all__ = ["DEFAULT_CONFIG", "ConfigError", "MonitoringConfig", "Selection", "load_config"]
@@ -67,7 +74,7 @@ class DriftConfig(StrictModel):
     sample_rows: int = Field(default=50_000, ge=100)
 
 
-class ChecksConfig(StrictModel):
+class ChecksConfig(MetricChoice):
     """Alerts on missing values, a metric per variant and predictions held to the target's range.
 
     ``metric`` (default: the task's primary metric) alerts when it is worse than ``limit``, in
@@ -79,7 +86,6 @@ class ChecksConfig(StrictModel):
 
     max_missing_share: float = Field(default=0.05, ge=0, le=1)
     min_labelled: int = Field(default=30, ge=1)
-    metric: str | None = None
     limit: float | None = None
     limit_share: float = Field(default=0.15, gt=0)
     max_clipped_share: float = Field(default=0.05, ge=0, le=1)
@@ -91,15 +97,6 @@ class ChecksConfig(StrictModel):
             for old in sorted(set(data) & set(RENAMED)):
                 raise ValueError(f"{old} is now {RENAMED[old]}")
         return data
-
-    @field_validator("metric")
-    @classmethod
-    def _known_metric(cls, name: str | None) -> str | None:
-        return None if name is None else check_metric(name, PROBLEM)
-
-    def metric_name(self, problem: Problem = PROBLEM) -> str:
-        """The metric monitoring alerts on."""
-        return check_metric(self.metric or primary_metric(problem), problem)
 
     def metric_limit(self, chance: float | None, problem: Problem = PROBLEM) -> float | None:
         """The value beyond which ``metric_name`` alerts; ``chance``: its score by chance
@@ -115,11 +112,10 @@ class ChecksConfig(StrictModel):
         return chance + step if METRICS[name].greater_is_better else chance - step
 
 
-class PromotionConfig(StrictModel):
+class PromotionConfig(MetricChoice):
     """The gate: the challenger must beat the champion on ``metric`` (default: the task's
     primary metric, in its direction) by the relative ``margin`` on the same data."""
 
-    metric: str | None = None
     margin: float = Field(default=0.02, ge=0, lt=1)
     #: Labelled data both models are scored on; null: labelled traffic of the prediction log.
     data: Selection | None = None
@@ -127,15 +123,6 @@ class PromotionConfig(StrictModel):
     min_labelled: int = Field(default=100, ge=1)
     #: Sanity (regression): refuse a challenger with more predictions outside the target's range.
     max_clipped_share: float = Field(default=0.05, ge=0, le=1)
-
-    @field_validator("metric")
-    @classmethod
-    def _known_metric(cls, name: str | None) -> str | None:
-        return None if name is None else check_metric(name, PROBLEM)
-
-    def metric_name(self, problem: Problem = PROBLEM) -> str:
-        """The metric the gate compares."""
-        return check_metric(self.metric or primary_metric(problem), problem)
 
 
 class MonitoringConfig(StrictModel):

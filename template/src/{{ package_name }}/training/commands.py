@@ -27,13 +27,12 @@ The first registered version becomes `champion`, later ones `challenger`.
 """
 
 
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--config`` and ``--set``: the training pipeline's options."""
+def config_options(
+    parser: argparse.ArgumentParser, default: Path | None, what: str, example: str
+) -> None:
+    """``--config PATH`` and repeatable ``--set KEY=VALUE``: every YAML-configured command's."""
     parser.add_argument(
-        "--config",
-        type=Path,
-        default=DEFAULT_CONFIG,
-        help="YAML training configuration (default: %(default)s)",
+        "--config", type=Path, default=default, help=f"{what} (default: %(default)s)"
     )
     parser.add_argument(
         "--set",
@@ -41,8 +40,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override one config value (dotted key, YAML value); repeatable",
+        help=f"override one config value (dotted key, YAML value), e.g. --set {example}",
     )
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config`` and ``--set``: the training pipeline's options."""
+    config_options(parser, DEFAULT_CONFIG, "YAML training configuration", "search.budget=20")
 
 
 def train(args: argparse.Namespace) -> int:

@@ -32,6 +32,21 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class MetricChoice(StrictModel):
+    """A section that names one of the task's metrics (model.METRICS); null: its primary one."""
+
+    metric: str | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, name: str | None) -> str | None:
+        return None if name is None else check_metric(name, PROBLEM)
+
+    def metric_name(self, problem: Problem = PROBLEM) -> str:
+        """The metric this section compares or watches, for problem."""
+        return check_metric(self.metric or primary_metric(problem), problem)
+
+
 class Selection(StrictModel):
     """Rows of a data ``source`` whose event time is in ``[start, end)`` (open sides: no bound).
 
