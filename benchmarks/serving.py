@@ -102,7 +102,7 @@ def prepare_classifier(work: Path) -> tuple[Path, list[dict[str, object]]]:
     python = str(project / ".venv" / "bin" / "python")
     (project / ".mlops").mkdir(exist_ok=True)
     data = project / "data" / "tumours"
-    sh([python, str(OWN_PROBLEM / "make_classification_data.py"), "binary", str(data)], project)
+    sh([python, str(OWN_PROBLEM / "make_data.py"), "binary", str(data)], project)
     rows = work / "classifier-rows.json"
     sh(
         [python, str(HERE / "champion.py"), package, str(data / "labelled.parquet"), str(rows)],

@@ -62,6 +62,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # too, does nothing under pytest 9: xdist renames node ids through an attribute pytest 9 no
 # longer reads.)
 ONE_WORKER_MODULES = {"tests/test_engines.py"}
+# ... and all the tests of one parameter of these: they share a module-scoped project per
+# parameter (split up, each worker would build and train its own).
+ONE_WORKER_PER_PARAMETER_MODULES = {"tests/test_own_problem.py"}
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -71,11 +74,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     from xdist.scheduler import LoadScopeScheduling
 
     class ModuleGroups(LoadScopeScheduling):
-        """Each test on its own, but a module of ONE_WORKER_MODULES as one unit."""
+        """Each test on its own, but a module of ONE_WORKER_MODULES as one unit, and each
+        parameter of a module of ONE_WORKER_PER_PARAMETER_MODULES as one."""
 
         def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
-            return module if module in ONE_WORKER_MODULES else nodeid
+            module, _, test = nodeid.partition("::")
+            if module in ONE_WORKER_MODULES:
+                return module
+            if module in ONE_WORKER_PER_PARAMETER_MODULES and "[" in test:
+                return module + test[test.index("[") :]
+            return nodeid
 
     return ModuleGroups(config, log)
 

@@ -1,28 +1,33 @@
 """Slow: a user's own problem in one place. Replace only the contract, the configs and the data.
 
-A level-4 project is generated, its `contract.py` is replaced by the diabetes problem of
-`tests/data/own_problem/` (string categories, nulls, a target in points), scikit-learn's diabetes
-data is dropped into `data/` and the configs point at it. Then every command of every level runs:
-`make lint test train` twice, live predictions and a batch through the service, ground truth,
-`monitor`, `promote`, `retrain` and `score`. No other file may change.
+For each task (regression, binary and multiclass classification) a level-4 project gets the
+contract of `tests/data/own_problem/` in place of its `contract.py`, data a package ships in
+`data/` and configs that point at it: scikit-learn's diabetes data (string categories, nulls, a
+target in points), its breast cancer data (string classes, a positive one) and its wine data
+(integer classes). Then every command of every level runs: `make lint test train` twice, live
+predictions and a batch through the service, ground truth, `monitor`, `promote`, `retrain` and
+`score`. No other file may change.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import git_commit_all, project_env, run
+from tests.conftest import Installed, copy_installed, project_env, run
 from tests.engines import free_port
 
 pytestmark = pytest.mark.slow
@@ -30,9 +35,71 @@ pytestmark = pytest.mark.slow
 OWN = Path(__file__).parent / "data" / "own_problem"
 PACKAGE = "taxi_trip_duration"  # the default answers' package name; the problem is not taxis
 LEVEL = 4
-DATA = "data/diabetes/patients.parquet"
 TRAIN = {"start": "2023-01-01", "end": "2023-10-01"}
 VALIDATION = {"start": "2023-10-01", "end": "2024-01-01"}
+Record = dict[str, str | float | None]
+
+
+@dataclass(frozen=True)
+class OwnProblem:
+    """A problem of `tests/data/own_problem/`: its task, where its data goes, its columns."""
+
+    task: str  # also names its contract (<task>_contract.py) and its dataset in make_data.py
+    folder: str  # where its data goes in the project
+    identifier: str
+    event_time: str
+    target: str
+    classes: tuple[str, ...]  # as the service's answers name them; () for a regressor
+    min_rows: int  # the smallest samples monitoring, promotion and retraining may judge
+    value_range: tuple[float, float] = (-math.inf, math.inf)  # a regressor's plausible answers
+
+    @property
+    def labelled(self) -> str:
+        return f"{self.folder}/labelled.parquet"
+
+    def check_answer(self, answer: dict[str, object]) -> None:
+        predicted = answer[f"predicted_{self.target}"]
+        if not self.classes:
+            assert isinstance(predicted, float)
+            assert self.value_range[0] <= predicted <= self.value_range[1]
+            return
+        probabilities = answer["probabilities"]
+        assert isinstance(probabilities, dict)
+        assert list(probabilities) == list(self.classes)
+        assert math.isclose(sum(probabilities.values()), 1.0, abs_tol=1e-6)
+        assert str(predicted) == max(probabilities, key=probabilities.__getitem__)
+
+
+PROBLEMS = [
+    OwnProblem(
+        task="regression",
+        folder="data/diabetes",
+        identifier="patient_id",
+        event_time="visit_date",
+        target="progression",
+        classes=(),
+        min_rows=50,
+        value_range=(20, 360),
+    ),
+    OwnProblem(
+        task="binary",
+        folder="data/tumours",
+        identifier="patient_id",
+        event_time="exam_date",
+        target="diagnosis",
+        classes=("benign", "malignant"),
+        min_rows=50,
+    ),
+    OwnProblem(
+        task="multiclass",
+        folder="data/wines",
+        identifier="wine_id",
+        event_time="tasting_date",
+        target="cultivar",
+        classes=("0", "1", "2"),
+        min_rows=20,  # 178 wines: about 45 in the last quarter
+    ),
+]
 
 
 def _edit_yaml(path: Path, edit: Callable[[dict], None]) -> None:
@@ -41,24 +108,29 @@ def _edit_yaml(path: Path, edit: Callable[[dict], None]) -> None:
     path.write_text(yaml.safe_dump(tree, sort_keys=False))
 
 
-def _point_configs_at_the_data(project: Path) -> None:
+def _point_configs_at_the_data(project: Path, problem: OwnProblem) -> None:
     """What a user edits in configs/: where the data is, its windows, sizes a small problem has."""
+    data, n = problem.labelled, problem.min_rows
 
     def training(tree: dict) -> None:
-        tree["data"] = {**tree.get("data", {}), "source": DATA, "train": TRAIN}
+        tree["data"] = {**tree.get("data", {}), "source": data, "train": TRAIN}
         tree["data"]["validation"] = VALIDATION
 
     def monitoring(tree: dict) -> None:
         # the reference defaults to the training window; a small problem needs smaller samples
-        tree["drift"] = {**tree.get("drift", {}), "min_rows": 50}
-        tree["promotion"] = {**tree.get("promotion", {}), "min_labelled": 50}
+        tree["drift"] = {**tree.get("drift", {}), "min_rows": n}
+        tree["checks"] = {**tree.get("checks", {}), "min_labelled": n}
+        tree["promotion"] = {**tree.get("promotion", {}), "min_labelled": n}
 
     def retraining(tree: dict) -> None:
-        tree["triggers"] = {**tree.get("triggers", {}), "min_labelled_rows": 50}
+        # retrain on any drift, so that the test walks the whole loop: retraining and the gate
+        anything = {"drift_share": 0.01, "numeric_threshold": 1e-6, "categorical_threshold": 1e-6}
+        tree["triggers"] = {**tree.get("triggers", {}), **anything, "min_labelled_rows": n}
+        tree["gate"] = {**tree.get("gate", {}), "min_rows": n}
         # the data has no recent rows: the challenger trains on a fixed window of it
         tree["training"] = {
             **tree.get("training", {}),
-            "data": {"source": DATA, **TRAIN},
+            "data": {"source": data, **TRAIN},
             "window_days": None,
         }
 
@@ -67,18 +139,21 @@ def _point_configs_at_the_data(project: Path) -> None:
     _edit_yaml(project / "configs" / "retraining.yaml", retraining)
 
 
+@pytest.fixture(scope="module", params=PROBLEMS, ids=lambda problem: problem.task)
+def problem(request: pytest.FixtureRequest) -> OwnProblem:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, render: Callable[..., Path]) -> Path:
-    """A level-4 project with the diabetes problem in place and installed."""
-    project = tmp_path_factory.mktemp("own") / "project"
-    shutil.copytree(render(level=LEVEL), project, ignore=shutil.ignore_patterns(".git"))
-    git_commit_all(project)
-    run(["make", "install"], project)
-    git_commit_all(project, "Lock the environment")  # a first `make install` may write uv.lock
-    shutil.copy(OWN / "contract.py", project / "src" / PACKAGE / "contract.py")
+def project(
+    problem: OwnProblem, installed: Installed, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A level-4 project with the user's problem in place and installed."""
+    project = copy_installed(installed(LEVEL), tmp_path_factory.mktemp("own") / problem.task)
+    shutil.copy(OWN / f"{problem.task}_contract.py", project / "src" / PACKAGE / "contract.py")
     python = str(project / ".venv" / "bin" / "python")
-    run([python, str(OWN / "make_data.py"), "data/diabetes"], project)
-    _point_configs_at_the_data(project)
+    run([python, str(OWN / "make_data.py"), problem.task, problem.folder], project)
+    _point_configs_at_the_data(project, problem)
     return project
 
 
@@ -120,7 +195,7 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 120
     pytest.fail(f"the service was not ready within {timeout} s")
 
 
-def _post(url: str, body: object, headers: dict[str, str] | None = None) -> object:
+def _post(url: str, body: object, headers: dict[str, str] | None = None) -> dict[str, object]:
     request = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),
@@ -128,7 +203,9 @@ def _post(url: str, body: object, headers: dict[str, str] | None = None) -> obje
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)
+        answer = json.load(response)
+    assert isinstance(answer, dict)
+    return answer
 
 
 def _read_csv(path: Path) -> list[dict[str, str | None]]:
@@ -146,10 +223,21 @@ def _json_value(text: str | None) -> str | float | None:
         return text
 
 
-def _requests(project: Path) -> list[dict[str, str | float | None]]:
-    """The last quarter's patients, without their outcome, as the service receives them."""
-    rows = _read_csv(project / "data" / "diabetes" / "new-patients.csv")
-    return [{k: _json_value(v) for k, v in row.items() if k != "visit_date"} for row in rows]
+def _requests(project: Path, problem: OwnProblem) -> list[Record]:
+    """The last quarter's rows, without their target, as the service receives them."""
+    rows = _read_csv(project / problem.folder / "new.csv")
+    return [{k: _json_value(v) for k, v in row.items() if k != problem.event_time} for row in rows]
+
+
+def _parquet_shape(project: Path, path: str) -> dict[str, Any]:
+    """Rows and columns of a parquet file, read by the project's own Python."""
+    script = (
+        "import json, sys, pandas as pd; frame = pd.read_parquet(sys.argv[1]); "
+        "print(json.dumps({'rows': len(frame), 'columns': list(frame.columns)}))"
+    )
+    python = str(project / ".venv" / "bin" / "python")
+    shape: dict[str, Any] = json.loads(run([python, "-c", script, path], project).stdout)
+    return shape
 
 
 def test_lint_and_tests_pass_with_the_users_contract(project: Path) -> None:
@@ -157,30 +245,46 @@ def test_lint_and_tests_pass_with_the_users_contract(project: Path) -> None:
     run(["make", "test"], project)
 
 
-def test_every_level_runs_on_the_users_problem(project: Path, service: str) -> None:
-    requests = _requests(project)
-    predicted = "predicted_progression"
-    # Live predictions, one by one, with the patient id as the request id ...
+def test_every_level_runs_on_the_users_problem(
+    project: Path, problem: OwnProblem, service: str
+) -> None:
+    requests = _requests(project, problem)
+    singles = len(requests) // 2
+    # Live predictions, one by one, with the row's identifier as the request id ...
     ids = []
-    for record in requests[:60]:
-        ids.append(str(record["patient_id"]))
+    for record in requests[:singles]:
+        ids.append(str(record[problem.identifier]))
         answer = _post(f"{service}/predict", {"features": record}, {"X-Request-ID": ids[-1]})
-        assert isinstance(answer, dict)
-        assert 20 <= answer[predicted] <= 360
-    # ... and the rest as one batch (its rows get the ids late-batch/0, late-batch/1, ...)
-    answer = _post(f"{service}/predict/batch", {"rows": requests[60:]}, {"X-Request-ID": "late"})
-    assert isinstance(answer, dict)
-    ids += [f"late/{i}" for i in range(len(requests) - 60)]
+        problem.check_answer(answer)
+    # ... and the rest as one batch (its rows get the ids late/0, late/1, ...)
+    answer = _post(
+        f"{service}/predict/batch", {"rows": requests[singles:]}, {"X-Request-ID": "late"}
+    )
+    predictions = answer["predictions"]
+    assert isinstance(predictions, list)
+    assert len(predictions) == len(requests) - singles
+    for prediction in predictions:
+        problem.check_answer(prediction)
+    ids += [f"late/{i}" for i in range(len(requests) - singles)]
     # Ground truth for every request, then monitoring, promotion, retraining and scoring
-    outcomes = _read_csv(project / "data" / "diabetes" / "outcomes.csv")
-    with (project / "data" / "diabetes" / "truth.csv").open("w", newline="") as handle:
+    outcomes = _read_csv(project / problem.folder / "outcomes.csv")
+    with (project / problem.folder / "truth.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["request_id", "progression"])
-        writer.writerows(zip(ids, [row["progression"] for row in outcomes], strict=True))
-    run(["make", "attach-truth", "FILE=data/diabetes/truth.csv"], project)
+        writer.writerow(["request_id", problem.target])
+        writer.writerows(zip(ids, [row[problem.target] for row in outcomes], strict=True))
+    attached = run(["make", "attach-truth", f"FILE={problem.folder}/truth.csv"], project)
+    assert f"attached {len(ids)} value(s) of {problem.target}" in attached.stdout
     for target in ("monitor", "promote", "retrain"):
         run(["make", target], project)
-    run(["make", "score", "SOURCE=data/diabetes/new-patients.csv"], project)
+    decisions = (project / ".mlops" / "automation" / "decisions.jsonl").read_text().splitlines()
+    retraining = json.loads(decisions[-1])
+    assert retraining["outcome"] in ("promoted", "refused"), retraining["reason"]
+    assert retraining["challenger_version"] == 3  # after the champion and challenger of `train`
+    run(["make", "score", f"SOURCE={problem.folder}/new.csv"], project)
+    scored = _parquet_shape(project, "reports/batch/new-predictions.parquet")
+    assert scored["rows"] == len(requests)
+    probabilities = [f"probability_{label}" for label in problem.classes]
+    assert {f"predicted_{problem.target}", *probabilities} <= set(scored["columns"])
 
 
 def test_nothing_but_the_contract_configs_and_data_changed(project: Path, service: str) -> None:
