@@ -45,10 +45,14 @@ class Window:
         return window
 
     def __str__(self) -> str:
-        def show(t: pd.Timestamp | None) -> str:
-            return "..." if t is None else t.isoformat(sep=" ").removesuffix(" 00:00:00")
+        def show(t: pd.Timestamp) -> str:
+            return t.isoformat(sep=" ").removesuffix(" 00:00:00")
 
-        return f"[{show(self.start)}, {show(self.end)})"
+        if self.start is not None and self.end is not None:
+            return f"[{show(self.start)}, {show(self.end)})"
+        if self.start is not None:
+            return f"from {show(self.start)}"
+        return "all rows" if self.end is None else f"before {show(self.end)}"
 
     def select(self, frame: pd.DataFrame, column: str | None) -> pd.DataFrame:
         if self.start is None and self.end is None:
