@@ -10,7 +10,7 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,39 +25,55 @@ if TYPE_CHECKING:  # imported by the commands that use them
     from .policy import RetrainingPolicy
 
 
+def _monitor_options(parser: argparse.ArgumentParser) -> None:
+    config_options(parser, None, "monitoring config, the policy's when left out", "window.hours=48")
+
+
+def _deploy_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="build them, register nothing")
+    parser.add_argument("--pool", help="work pool (default: the policy's schedules.work_pool)")
+    parser.add_argument(
+        "--working-dir",
+        type=Path,
+        default=Path.cwd(),
+        help="where workers start each run: configs, data, .mlops (default: %(default)s)",
+    )
+
+
+def _serve_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--app", default=f"{__package__}.service:create_app", help="app factory")
+
+
+def _no_options(parser: argparse.ArgumentParser) -> None:
+    """A command without options of its own."""
+
+
+#: Each command: its one-line help, and what adds its options to a parser. The project's
+#: command line offers the same commands from this table (``commands``).
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "monitor": ("measure the champion's recent traffic, store the result", _monitor_options),
+    "retrain": ("decide from the latest monitoring result; retrain, gate", _no_options),
+    "rollback": ("move `champion` back to `previous-champion`", _no_options),
+    "simulate": ("run the closed loop over generated months, offline", _no_options),
+    "serve-flows": (
+        "run the flows on their schedules in this process (Prefect serve)",
+        _no_options,
+    ),
+    "deploy": ("register the scheduled deployments in a work pool, for workers", _deploy_options),
+    "serve": ("run the service with live model swap", _serve_options),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=__package__, description="Monitoring-triggered retraining, promotion and rollback."
     )
     policy_option(parser)
     commands = parser.add_subparsers(dest="command", required=True)
-    monitor = commands.add_parser(
-        "monitor", help="measure the champion's recent traffic, store the result"
-    )
-    config_options(
-        monitor, None, "monitoring config, the policy's when left out", "window.hours=48"
-    )
-    commands.add_parser("retrain", help="decide from the latest monitoring result; retrain, gate")
-    commands.add_parser("rollback", help="move `champion` back to `previous-champion`")
-    commands.add_parser("simulate", help="run the closed loop over generated months, offline")
-    commands.add_parser(
-        "serve-flows", help="run the flows on their schedules in this process (Prefect serve)"
-    )
-    deploy = commands.add_parser(
-        "deploy", help="register the scheduled deployments in a work pool, for workers"
-    )
-    deploy.add_argument("--dry-run", action="store_true", help="build them, register nothing")
-    deploy.add_argument("--pool", help="work pool (default: the policy's schedules.work_pool)")
-    deploy.add_argument(
-        "--working-dir",
-        type=Path,
-        default=Path.cwd(),
-        help="where workers start each run: configs, data, .mlops (default: %(default)s)",
-    )
-    serve = commands.add_parser("serve", help="run the service with live model swap")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--app", default=f"{__package__}.service:create_app", help="app factory")
+    for name, (help_text, add_options) in COMMANDS.items():
+        add_options(commands.add_parser(name, help=help_text))
     return parser
 
 

@@ -1,8 +1,9 @@
-"""Level 4's commands on the project's command line: whatever ``python -m <package>.automation``
+"""Level 4's commands on the project's command line: those ``python -m <package>.automation``
 offers (``monitor``, ``retrain``, ``rollback``, ``simulate``, ``serve``, ``deploy``, ...).
 
-The commands are taken from that parser, with their options, so the two never disagree. They
-replace level 3's ``monitor`` and ``serve``: the loop's check, and the service with live swap.
+Both read one table of commands and their options (``__main__.COMMANDS``), so the two never
+disagree. They replace level 3's ``monitor`` and ``serve``: the loop's check, and the service
+with live swap.
 """
 
 from __future__ import annotations
@@ -12,17 +13,7 @@ from typing import Any
 
 from . import __main__ as entry
 
-
-def subcommands(parser: argparse.ArgumentParser) -> dict[str, tuple[argparse.ArgumentParser, str]]:
-    """Each subcommand of ``parser``: its own parser and its one-line help."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            helps = {choice.dest: choice.help or "" for choice in action._choices_actions}
-            return {name: (sub, helps.get(name, "")) for name, sub in action.choices.items()}
-    return {}
-
-
-COMMANDS: tuple[str, ...] = tuple(subcommands(entry.build_parser()))
+COMMANDS: tuple[str, ...] = tuple(entry.COMMANDS)
 
 
 def _handler(args: argparse.Namespace) -> int:
@@ -36,13 +27,10 @@ def _handler(args: argparse.Namespace) -> int:
 
 def register(commands: Any) -> None:
     """Add the automation commands to the project's command line."""
-    for name, (sub, help_text) in subcommands(entry.build_parser()).items():
+    for name, (help_text, add_options) in entry.COMMANDS.items():
         parser = commands.add_parser(
-            name,
-            parents=[sub],
-            add_help=False,  # the parent's -h
-            help=help_text,
-            description=sub.description or f"{help_text[:1].upper()}{help_text[1:]}.",
+            name, help=help_text, description=f"{help_text[:1].upper()}{help_text[1:]}."
         )
+        add_options(parser)
         entry.policy_option(parser)
         parser.set_defaults(handler=_handler)
