@@ -352,9 +352,25 @@ def test_two_replicas_serve_the_server_champion_and_lose_no_log_rows(stack: Stac
     # Then its metrics are stored beside the log, and its report is written
     stored = stack.postgres.psql("SELECT count(DISTINCT run_id) FROM monitoring_metrics", database)
     assert stored == "1"
+    # and every chart of the Grafana dashboard reads them: its SQL runs on PostgreSQL
+    for title, sql in dashboard_queries(stack.project):
+        charted = stack.postgres.psql(sql.replace("$__timeFilter(ts)", "TRUE"), database)
+        if "drift" in title or "class shares" in title:
+            assert charted, f"the dashboard's chart {title!r} is empty"
     assert list((stack.project / "reports").rglob("*.html"))
     assert git_status(stack.project) == ""
     print(json.dumps({name: round(value, 1) for name, value in stack.figures.items()}))
+
+
+def dashboard_queries(project: Path) -> list[tuple[str, str]]:
+    """(title, SQL) of each chart of the project's Grafana dashboard that reads PostgreSQL."""
+    dashboard = json.loads((project / "deploy/grafana/dashboards/service.json").read_text())
+    return [
+        (panel["title"], target["rawSql"])
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+        if "rawSql" in target
+    ]
 
 
 # ------------------------------------------------------------------ level 4: scheduled flows
