@@ -270,6 +270,21 @@ def test_compose_file_follows_the_compose_specification(render: Render, level: i
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("level", STACK_LEVELS)
+def test_the_flow_worker_reads_the_data_the_configs_name(render: Render, level: int) -> None:
+    project = render(level=level)
+    services = compose(project)["services"]
+    mounts = [volume.split(":") for volume in services["prefect-worker"]["volumes"]]
+    binds = {target: source for source, target, *_ in mounts if source.startswith(".")}
+    for target, source in binds.items():  # every bind mount's folder is in the project
+        assert (project / "deploy" / source).is_dir(), f"{source} (mounted at {target})"
+    runtime = stages(project / "deploy" / "Dockerfile")[-1]
+    workdir = [i.args for i in runtime if i.keyword == "WORKDIR"][-1]
+    training = yaml.safe_load((project / "configs" / "training.yaml").read_text())
+    folder = Path(training["data"]["source"]).parts[0]
+    assert binds.get(f"{workdir}/{folder}") == f"../{folder}"
+
+
 def test_the_compose_schema_rejects_a_misspelt_key(tmp_path: Path) -> None:
     bad = tmp_path / "compose.yaml"
     bad.write_text("services:\n  app:\n    image: x\n    restart_policy: always\n")
