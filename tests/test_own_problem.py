@@ -6,7 +6,8 @@ contract of `tests/data/own_problem/` in place of its `contract.py`, data a pack
 target in points), its breast cancer data (string classes, a positive one) and its wine data
 (integer classes). Then every command of every level runs: `make lint test train` twice, live
 predictions and a batch through the service, ground truth, `monitor`, `promote`, `retrain` and
-`score`. No other file may change.
+`score`. No other file may change. And a level-2 project with the user's own (binary) problem
+moves up to level 3, whose serving and monitoring then derive from that contract.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import Installed, copy_installed, project_env, run
+from tests.conftest import Installed, copy_installed, git_commit_all, git_status, project_env, run
 from tests.engines import free_port
+from tests.transitions import build_template_repo, generate, update
 
 pytestmark = pytest.mark.slow
 
@@ -134,9 +136,11 @@ def _point_configs_at_the_data(project: Path, problem: OwnProblem) -> None:
             "window_days": None,
         }
 
-    _edit_yaml(project / "configs" / "training.yaml", training)
-    _edit_yaml(project / "configs" / "monitoring.yaml", monitoring)
-    _edit_yaml(project / "configs" / "retraining.yaml", retraining)
+    edits = {"training": training, "monitoring": monitoring, "retraining": retraining}
+    for name, edit in edits.items():
+        path = project / "configs" / f"{name}.yaml"
+        if path.exists():  # the configs of the project's level
+            _edit_yaml(path, edit)
 
 
 @pytest.fixture(scope="module", params=PROBLEMS, ids=lambda problem: problem.task)
@@ -293,3 +297,31 @@ def test_nothing_but_the_contract_configs_and_data_changed(project: Path, servic
     allowed = (f"src/{PACKAGE}/contract.py", "configs/", "data/")
     assert [p for p in paths if not p.startswith(allowed)] == []
     assert f"src/{PACKAGE}/contract.py" in paths
+
+
+def test_a_project_with_the_users_problem_moves_up_a_level(tmp_path: Path) -> None:
+    problem = next(p for p in PROBLEMS if p.task == "binary")
+    template = build_template_repo(tmp_path / "template")
+    project = generate(template, tmp_path / "project", 2)
+    git_commit_all(project)
+    run(["make", "install"], project)
+    contract = project / "src" / PACKAGE / "contract.py"
+    shutil.copy(OWN / f"{problem.task}_contract.py", contract)
+    python = str(project / ".venv" / "bin" / "python")
+    run([python, str(OWN / "make_data.py"), problem.task, problem.folder], project)
+    _point_configs_at_the_data(project, problem)
+    git_commit_all(project, "Our own problem")
+
+    update(project, 3)
+
+    assert contract.read_text() == (OWN / f"{problem.task}_contract.py").read_text()
+    training = yaml.safe_load((project / "configs" / "training.yaml").read_text())
+    assert training["data"]["source"] == problem.labelled
+    run(["make", "install"], project)  # level 3's dependencies, in the lock
+    git_commit_all(project, "Level 3")
+    run(["make", "test"], project)
+    run(["make", "train"], project)
+    run(["make", "score", f"SOURCE={problem.folder}/new.csv"], project)
+    scored = _parquet_shape(project, "reports/batch/new-predictions.parquet")
+    assert {f"probability_{label}" for label in problem.classes} <= set(scored["columns"])
+    assert git_status(project) == ""
