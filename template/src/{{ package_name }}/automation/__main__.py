@@ -215,9 +215,10 @@ def run(args: argparse.Namespace) -> int:
 
         config = load_config(args.config or policy.monitoring.config, tuple(args.overrides))
         result = loop.run_monitoring(policy, _engine(), paths, now, config=config)
+        score = "no labels yet" if result.score is None else f"{result.score:.4g}"
         print(
-            f"drift share {result.drift_share:.2f}, {result.metric} {result.score}, "
-            f"report {result.report}"
+            f"drift share {result.drift_share:.2f}, {result.metric} {score} on "
+            f"{result.labelled_rows} labelled row(s), report {result.report}"
         )
         return 0
     if args.command == "retrain":
