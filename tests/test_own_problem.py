@@ -54,6 +54,7 @@ class OwnProblem:
     classes: tuple[str, ...]  # as the service's answers name them; () for a regressor
     min_rows: int  # the smallest samples monitoring, promotion and retraining may judge
     value_range: tuple[float, float] = (-math.inf, math.inf)  # a regressor's plausible answers
+    threshold: float | None = None  # a binary contract's: the positive class from it on
 
     @property
     def labelled(self) -> str:
@@ -69,7 +70,12 @@ class OwnProblem:
         assert isinstance(probabilities, dict)
         assert list(probabilities) == list(self.classes)
         assert math.isclose(sum(probabilities.values()), 1.0, abs_tol=1e-6)
-        assert str(predicted) == max(probabilities, key=probabilities.__getitem__)
+        if self.threshold is None:
+            assert str(predicted) == max(probabilities, key=probabilities.__getitem__)
+        else:  # the first class of a binary contract is its negative one, here
+            negative, positive = self.classes
+            chance = probabilities[positive]
+            assert predicted == (positive if chance >= self.threshold else negative)
 
 
 PROBLEMS = [
@@ -91,6 +97,7 @@ PROBLEMS = [
         target="diagnosis",
         classes=("benign", "malignant"),
         min_rows=50,
+        threshold=0.3,  # declared in binary_contract.py
     ),
     OwnProblem(
         task="multiclass",

@@ -13,7 +13,8 @@ column in source files; they are renamed on read.
 ``TASK`` says what the target is: ``"regression"`` (a number; its bounds are its plausible
 range), ``"binary"`` or ``"multiclass"`` (a class). A classifier's target declares its classes
 with ``isin=[...]`` (strings or integers); a binary one also names its positive class, the one
-ROC and PR AUC score: ``metadata={"role": "target", "positive": "churned"}``.
+ROC and PR AUC score: ``metadata={"role": "target", "positive": "churned"}``, and may set the
+probability from which it is predicted (``"threshold": 0.3``; 0.5 when left out).
 """
 
 from __future__ import annotations

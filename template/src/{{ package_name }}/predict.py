@@ -79,7 +79,7 @@ def predict_classes(
     problem: Problem = PROBLEM,
     source: str = "input",
 ) -> tuple[npt.NDArray[Any], npt.NDArray[np.float64]]:
-    """A classifier's predicted classes (the most probable) and its class probabilities."""
+    """A classifier's predicted classes (``Problem.decide``) and its class probabilities."""
     if not problem.is_classifier:
         raise ValueError(f"{problem.name} is a regression problem: it has no classes")
     classes = np.asarray(problem.classes)
@@ -87,7 +87,7 @@ def predict_classes(
     if features is None:
         return classes[:0], np.empty((0, len(classes)))
     probabilities = class_probabilities(model, features, problem)
-    return classes[probabilities.argmax(axis=1)], probabilities
+    return problem.decide(probabilities), probabilities
 
 
 def probability_column(label: Any) -> str:

@@ -50,6 +50,7 @@ class Column:
     unit: str | None = None
     description: str | None = None
     positive: Any = None
+    threshold: float | None = None
 
     @property
     def python_type(self) -> type:
@@ -107,6 +108,7 @@ def _column(name: str, column: pa.Column) -> Column:
         unit=meta.get("unit"),
         description=column.description,
         positive=meta.get("positive"),
+        threshold=meta.get("threshold"),
         **_bounds(column),
     )
 
@@ -135,6 +137,7 @@ class Problem:
             self._check_classes()
         elif self.target.positive is not None:
             raise ContractError("contract.py: a positive class is declared for binary tasks only")
+        self._check_threshold()
 
     def _check_classes(self) -> None:
         """A classifier's target declares its classes (``isin``); binary also its positive one."""
@@ -161,6 +164,21 @@ class Problem:
             )
         if self.task == "multiclass" and target.positive is not None:
             raise ContractError("contract.py: a positive class is declared for binary tasks only")
+
+    def _check_threshold(self) -> None:
+        """A binary target may set the probability from which the positive class is predicted."""
+        threshold = self.target.threshold
+        if threshold is None:
+            return
+        if self.task != "binary":
+            raise ContractError("contract.py: a threshold is declared for binary tasks only")
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            raise ContractError(f"contract.py: the threshold is a number, got {threshold!r}")
+        if not 0 < threshold < 1:
+            raise ContractError(
+                f"contract.py: the threshold is a probability between 0 and 1 (both excluded), "
+                f"got {threshold}"
+            )
 
     # -- the columns by role -------------------------------------------------------------
     def by_role(self, role: Role) -> list[Column]:
@@ -210,6 +228,27 @@ class Problem:
     def positive_class(self) -> Any:
         """The binary task's positive class (ROC and PR AUC score it); None otherwise."""
         return self.target.positive if self.task == "binary" else None
+
+    @property
+    def decision_threshold(self) -> float | None:
+        """The positive class's probability from which a binary task predicts it (declared in
+        the target's metadata, 0.5 by default); None for other tasks."""
+        if self.task != "binary":
+            return None
+        return 0.5 if self.target.threshold is None else float(self.target.threshold)
+
+    def decide(self, probabilities: npt.NDArray[np.float64]) -> npt.NDArray[Any]:
+        """The predicted class of each row of class probabilities (in the contract's order):
+        binary, the positive class from the decision threshold on; else the most probable."""
+        classes = np.asarray(self.classes)
+        threshold = self.decision_threshold
+        if threshold is None:
+            decided: npt.NDArray[Any] = classes[probabilities.argmax(axis=1)]
+            return decided
+        positive = self.classes.index(self.positive_class)
+        chosen = probabilities[:, positive] >= threshold
+        decided = np.where(chosen, classes[positive], classes[1 - positive])
+        return decided
 
     @property
     def target_range(self) -> tuple[float, float]:

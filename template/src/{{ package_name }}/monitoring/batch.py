@@ -114,7 +114,7 @@ def predictions(
         predicted, clipped = problem.clip(model.predict(features))
         return {predicted_column(problem): pa.array(predicted, pa.float64())}, clipped
     probabilities = class_probabilities(model, features, problem)
-    labels = [problem.classes[i] for i in probabilities.argmax(axis=1)]
+    labels = problem.decide(probabilities).tolist()
     columns = {predicted_column(problem): pa.array(labels, type=_class_type(problem))}
     for index, label in enumerate(problem.classes):
         columns[probability_column(label)] = pa.array(probabilities[:, index], pa.float64())

@@ -4,7 +4,7 @@ Request and response bodies are built from the contract (``schemas.py``) and tak
 FastAPI's own models, so every endpoint refuses bad input the same way (422, each bad field
 named) and ``/docs`` shows the real fields. Models are loaded once at start-up (lifespan); a
 request does no registry lookup. A regressor's predictions are held to the target's declared
-range; a classifier answers the most probable class and every class's probability. Every
+range; a classifier answers its predicted class and every class's probability. Every
 prediction is queued to the prediction log under a request id used once: the caller's
 ``X-Request-ID`` (a reused one gets 409) or one the service makes; batch row ``i`` is
 ``<id>/<i>``. ``create_app`` serves the contract's problem (``problem.PROBLEM``) unless told
@@ -24,6 +24,7 @@ from time import perf_counter
 from typing import Annotated, Any, TypeVar
 from uuid import uuid4
 
+import numpy as np
 from fastapi import FastAPI, Header, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -37,7 +38,7 @@ from ..problem import PROBLEM, DataValidationError, Problem
 from .limits import ERROR_RESPONSES, BodySizeLimit
 from .metrics import PREDICT, PREDICT_BATCH, ServiceMetrics
 from .models import ModelSet, ServedModel, load_models, load_until_ready
-from .predictor import Probabilities, Row, most_probable
+from .predictor import Probabilities, Row
 from .schemas import (
     MAX_REQUEST_ID,
     REQUEST_ID_PATTERN,
@@ -51,6 +52,7 @@ from .schemas import (
     ModelInfo,
     PredictRequest,
     api_models,
+    decision,
     truth_pairs,
 )
 from .settings import ServingSettings
@@ -190,9 +192,9 @@ def held(values: Sequence[float], problem: Problem = PROBLEM) -> Answers:
 
 
 def classified(probabilities: list[Probabilities], problem: Problem) -> Answers:
-    """The most probable class of each row, and its probabilities (nothing is held)."""
-    classes = problem.classes
-    labels = [most_probable(classes, row) for row in probabilities]
+    """The predicted class of each row (``Problem.decide``), and its probabilities (nothing is
+    held)."""
+    labels = problem.decide(np.asarray(probabilities, dtype="float64")).tolist()
     return labels, [False] * len(labels), probabilities
 
 
@@ -282,7 +284,7 @@ def create_app(
     target = problem.target
     unit = f" ({target.unit})" if target.unit else ""
     answers = (
-        f"answers the most probable of the classes {list(problem.classes)} and the "
+        f"answers one of the classes {list(problem.classes)} ({decision(problem)}) and the "
         "probability of each."
         if problem.is_classifier
         else "predictions are held to the target's declared range."

@@ -4,7 +4,8 @@ A request row has one field per feature, typed and bounded as ``contract.py`` de
 numbers with their bounds, categories with their allowed values, nullable features optional.
 The contract's event time and identifier may come along (optional; logged with the row).
 Answers name the target: ``predicted_<target>``, as batch scoring does; a classifier's answer
-is the most probable class, with ``probabilities`` holding one field per declared class. Ground
+is its predicted class (``Problem.decide``), with ``probabilities`` holding one field per
+declared class. Ground
 truth is a value within the target's range, or one of the declared classes. ``/docs`` and
 ``openapi.json`` show exactly these fields: change ``contract.py`` and they follow.
 :func:`api_models` builds them for any problem (``API``: for ``problem.PROBLEM``).
@@ -80,6 +81,13 @@ def field_type(column: Column) -> Any:
     else:
         kind = datetime
     return kind | None if column.nullable else kind
+
+
+def decision(problem: Problem) -> str:
+    """How a classifier's class is chosen from its probabilities, in words."""
+    if problem.task == "binary":
+        return f"{problem.positive_class!r} from a probability of {problem.decision_threshold} on"
+    return "the most probable"
 
 
 def describe(column: Column) -> str:
@@ -274,7 +282,9 @@ def prediction_model(problem: Problem = PROBLEM) -> type[BaseModel]:
     fields: dict[str, Any] = {"request_id": (str, ...)}
     if problem.is_classifier:
         classes = tuple(_plain(label) for label in problem.classes)
-        described = f"The most probable {describe(target)}, one of the declared classes."
+        described = (
+            f"The predicted {describe(target)}, one of the declared classes ({decision(problem)})."
+        )
         fields[predicted_field(problem)] = (Literal[classes], Field(description=described))
         fields["probabilities"] = (probabilities_model(problem), ...)
     else:
