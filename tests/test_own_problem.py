@@ -241,9 +241,10 @@ def _requests(project: Path, problem: OwnProblem) -> list[Record]:
 
 
 def _parquet_shape(project: Path, path: str) -> dict[str, Any]:
-    """Rows and columns of a parquet file, read by the project's own Python."""
+    """Rows and columns of a parquet file, read by the project's own reader."""
     script = (
-        "import json, sys, pandas as pd; frame = pd.read_parquet(sys.argv[1]); "
+        f"import json, sys; from {PACKAGE}.datasets import read_file; "
+        "frame, _ = read_file(sys.argv[1]); "
         "print(json.dumps({'rows': len(frame), 'columns': list(frame.columns)}))"
     )
     python = str(project / ".venv" / "bin" / "python")

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from prefect import flow
 from sklearn.pipeline import Pipeline
 
-from ..datasets import Window, load, read_file, resolve
+from ..datasets import ARROW_THREADS, Window, load, read_file, resolve
 from ..predict import class_probabilities, predicted_column, probability_column
 from ..problem import PROBLEM, DataValidationError, Problem
 from ..training.registry import CHAMPION, load_model_by_alias
@@ -65,8 +65,8 @@ def _parquet_file(path: str) -> pq.ParquetFile:
 def _stream(path: str, chunk_rows: int) -> Iterator[Chunk]:
     file = _parquet_file(path)
     with file:
-        for batch in file.iter_batches(batch_size=chunk_rows):
-            yield Chunk(batch.to_pandas(), path)
+        for batch in file.iter_batches(batch_size=chunk_rows, use_threads=ARROW_THREADS):
+            yield Chunk(batch.to_pandas(use_threads=ARROW_THREADS), path)
 
 
 def _whole(path: str, chunk_rows: int) -> Iterator[Chunk]:

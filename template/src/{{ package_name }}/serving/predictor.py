@@ -52,7 +52,7 @@ class Predictor(Protocol):
     fast_path: bool
 
     def predict_rows(self, rows: Sequence[Row]) -> list[Any]:
-        """A regressor's raw values; a classifier's most probable classes."""
+        """A regressor's raw values; a classifier's classes, by the contract's rule (``decide``)."""
         ...
 
     def predict_proba_rows(self, rows: Sequence[Row]) -> list[Probabilities]:
@@ -78,10 +78,9 @@ class PipelinePredictor:
         return self.problem.feature_frame(self.problem.validate(frame, "request"))
 
     def predict_rows(self, rows: Sequence[Row]) -> list[Any]:
-        predicted = self.pipeline.predict(self._features(rows))
         if self.problem.is_classifier:
-            return [_python(label) for label in predicted]
-        return [float(v) for v in predicted]
+            return _decided(self.problem, self.predict_proba_rows(rows))
+        return [float(v) for v in self.pipeline.predict(self._features(rows))]
 
     def predict_proba_rows(self, rows: Sequence[Row]) -> list[Probabilities]:
         if not self.problem.is_classifier:
@@ -136,10 +135,10 @@ class LinearClassifier:
 
     fast_path = True
 
-    def __init__(self, scores: list[LinearPredictor], positions: list[int], classes: Sequence[Any]):
+    def __init__(self, scores: list[LinearPredictor], positions: list[int], problem: Problem):
         self.scores = scores
         self.positions = positions
-        self.classes = tuple(classes)
+        self.problem = problem
 
     def probabilities(self, row: Row) -> Probabilities:
         """The row's class probabilities, in the contract's class order."""
@@ -152,7 +151,7 @@ class LinearClassifier:
             exps = [math.exp(value - top) for value in raw]
             total = sum(exps)
             found = [value / total for value in exps]
-        ordered = [0.0] * len(self.classes)  # a class never seen in training: 0
+        ordered = [0.0] * len(self.problem.classes)  # a class never seen in training: 0
         for position, probability in zip(self.positions, found, strict=True):
             ordered[position] = probability
         return tuple(ordered)
@@ -161,12 +160,13 @@ class LinearClassifier:
         return [self.probabilities(row) for row in rows]
 
     def predict_rows(self, rows: Sequence[Row]) -> list[Any]:
-        return [most_probable(self.classes, p) for p in self.predict_proba_rows(rows)]
+        return _decided(self.problem, self.predict_proba_rows(rows))
 
 
-def most_probable(classes: Sequence[Any], probabilities: Probabilities) -> Any:
-    """The class of the highest probability (the first of equals, as numpy's argmax)."""
-    return classes[max(range(len(probabilities)), key=probabilities.__getitem__)]
+def _decided(problem: Problem, probabilities: list[Probabilities]) -> list[Any]:
+    """The classes ``problem`` decides from rows of probabilities, as Python values."""
+    classes: list[Any] = problem.decide(np.asarray(probabilities, dtype="float64")).tolist()
+    return classes
 
 
 def _plain_one_hot(encoder: object) -> bool:
@@ -285,7 +285,7 @@ def _linear_classifier(
     if len(complete) != len(scores):
         return None
     positions = [problem.classes.index(label) for label in labels]
-    return LinearClassifier(complete, positions, problem.classes)
+    return LinearClassifier(complete, positions, problem)
 
 
 def linear_predictor(
