@@ -24,7 +24,6 @@ from time import perf_counter
 from typing import Annotated, Any, TypeVar
 from uuid import uuid4
 
-import numpy as np
 from fastapi import FastAPI, Header, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -38,7 +37,7 @@ from ..problem import PROBLEM, DataValidationError, Problem
 from .limits import ERROR_RESPONSES, BodySizeLimit
 from .metrics import PREDICT, PREDICT_BATCH, ServiceMetrics
 from .models import ModelSet, ServedModel, load_models, load_until_ready
-from .predictor import Probabilities, Row
+from .predictor import Probabilities, Row, decided
 from .schemas import (
     MAX_REQUEST_ID,
     REQUEST_ID_PATTERN,
@@ -194,7 +193,7 @@ def held(values: Sequence[float], problem: Problem = PROBLEM) -> Answers:
 def classified(probabilities: list[Probabilities], problem: Problem) -> Answers:
     """The predicted class of each row (``Problem.decide``), and its probabilities (nothing is
     held)."""
-    labels = problem.decide(np.asarray(probabilities, dtype="float64")).tolist()
+    labels = decided(problem, probabilities)
     return labels, [False] * len(labels), probabilities
 
 

@@ -79,7 +79,7 @@ class PipelinePredictor:
 
     def predict_rows(self, rows: Sequence[Row]) -> list[Any]:
         if self.problem.is_classifier:
-            return _decided(self.problem, self.predict_proba_rows(rows))
+            return decided(self.problem, self.predict_proba_rows(rows))
         return [float(v) for v in self.pipeline.predict(self._features(rows))]
 
     def predict_proba_rows(self, rows: Sequence[Row]) -> list[Probabilities]:
@@ -160,11 +160,12 @@ class LinearClassifier:
         return [self.probabilities(row) for row in rows]
 
     def predict_rows(self, rows: Sequence[Row]) -> list[Any]:
-        return _decided(self.problem, self.predict_proba_rows(rows))
+        return decided(self.problem, self.predict_proba_rows(rows))
 
 
-def _decided(problem: Problem, probabilities: list[Probabilities]) -> list[Any]:
-    """The classes ``problem`` decides from rows of probabilities, as Python values."""
+def decided(problem: Problem, probabilities: Sequence[Probabilities]) -> list[Any]:
+    """The classes ``problem`` decides (``Problem.decide``) from rows of probabilities, as Python
+    values."""
     classes: list[Any] = problem.decide(np.asarray(probabilities, dtype="float64")).tolist()
     return classes
 
