@@ -175,8 +175,6 @@ def child_measure(mode: str, work: Path, db: Path, rows: int) -> None:
     import warnings
     from importlib import import_module
 
-    import pandas as pd
-
     pkg = _package()
     import_module(f"{pkg}.training.environment").set_offline_defaults()
     problem = import_module(f"{pkg}.problem").PROBLEM
@@ -187,7 +185,7 @@ def child_measure(mode: str, work: Path, db: Path, rows: int) -> None:
         from evidently.presets import DataDriftPreset
         from scipy.stats import ks_2samp
     flow = import_module(f"{pkg}.monitoring.flow") if mode.startswith("ours") else None
-    reference = pd.read_parquet(work / "reference.parquet")
+    reference, _ = import_module(f"{pkg}.datasets").read_file(work / "reference.parquet")
     out: dict[str, Any] = {}
     start = time.perf_counter()
     if flow is not None:
