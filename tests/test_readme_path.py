@@ -50,6 +50,17 @@ def test_the_readme_moves_projects_with_the_templates_update_command() -> None:
     assert 'copier copy --trust --defaults "$PWD" ' in quick  # an absolute template path
 
 
+@pytest.mark.parametrize("level", [0, 3])
+def test_a_project_names_the_same_update_command_wherever_it_says_how_to_move(
+    render: Render, level: int
+) -> None:
+    project = render(level=level)
+    answers = (project / ".copier-answers.yml").read_text()
+    assert f"{maturity.UPDATE_COMMAND} --data level=N" in answers
+    readme = (project / "README.md").read_text()
+    assert f"{maturity.UPDATE_COMMAND} --data level={level + 1}" in readme
+
+
 def user_env(tmp_path: Path) -> dict[str, str]:
     """A new user's environment: git, make, Python and uv on PATH, but no copier."""
     env = project_env()
