@@ -56,6 +56,8 @@ level: {type: int, default: 1}
 """
 
 
+PLAIN_ANSWERS_FILE = "# Written by Copier\n@@{ _copier_answers|to_nice_yaml }@@"
+
 TINY_COPIER_YML = "_subdirectory: template\nname: {type: str, default: x}\n"
 
 
@@ -89,8 +91,8 @@ def make_plain_template(ours: Path, rendered: Path, dest: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix != ".jinja":
             shutil.copyfile(path, target)
-        elif "answers_file" in rel.name:  # the answers file renders copier's own answers
-            target.write_text(path.read_text().replace("{{", "@@{").replace("-}}", "}@@"))
+        elif "answers_file" in rel.name:  # copier's own answers, nothing of ours
+            target.write_text(PLAIN_ANSWERS_FILE)
         else:  # the rendered text, plus one variable
             out = rendered / str(rel.with_suffix("")).replace("{{ package_name }}", PACKAGE)
             text = out.read_text() if out.is_file() else path.read_text()
