@@ -244,10 +244,10 @@ class Problem:
         threshold = self.decision_threshold
         if threshold is None:
             decided: npt.NDArray[Any] = classes[probabilities.argmax(axis=1)]
-            return decided
-        positive = self.classes.index(self.positive_class)
-        chosen = probabilities[:, positive] >= threshold
-        decided = np.where(chosen, classes[positive], classes[1 - positive])
+        else:
+            positive = self.classes.index(self.positive_class)
+            chosen = probabilities[:, positive] >= threshold
+            decided = np.where(chosen, classes[positive], classes[1 - positive])
         return decided
 
     @property

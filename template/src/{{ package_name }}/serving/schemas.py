@@ -5,9 +5,9 @@ numbers with their bounds, categories with their allowed values, nullable featur
 The contract's event time and identifier may come along (optional; logged with the row).
 Answers name the target: ``predicted_<target>``, as batch scoring does; a classifier's answer
 is its predicted class (``Problem.decide``), with ``probabilities`` holding one field per
-declared class. Ground
-truth is a value within the target's range, or one of the declared classes. ``/docs`` and
-``openapi.json`` show exactly these fields: change ``contract.py`` and they follow.
+declared class. Ground truth is a value within the target's range, or one of the declared
+classes. ``/docs`` and ``openapi.json`` show exactly these fields: change ``contract.py`` and
+they follow.
 :func:`api_models` builds them for any problem (``API``: for ``problem.PROBLEM``).
 """
 

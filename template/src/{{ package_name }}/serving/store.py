@@ -4,7 +4,7 @@
 variant and model version, the contract's features with their types (categories that are
 text stay text), its event time and identifier when the caller gave them, the prediction,
 whether it was held to the target's range (``clipped``) and the latency; for a classifier the
-prediction is the predicted class and one ``probability_<class>`` column per declared class
+prediction is the class ``Problem.decide`` picks and one ``probability_<class>`` column per class
 follows it. ``ground_truth`` holds the actual target value (or class) by request id. Any
 SQLAlchemy URL works: SQLite by default, PostgreSQL (``postgresql+psycopg://...``) when the
 service is scaled out. A log made for
