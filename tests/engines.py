@@ -22,7 +22,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+# System tools (runuser) live in sbin folders, which a user's or a CI job's PATH may leave out.
+SYSTEM_PATH = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+def system_tool(name: str) -> str | None:
+    """The path of `name` on PATH or in the system's sbin folders; None when absent."""
+    search = os.pathsep.join([os.environ.get("PATH", ""), *SYSTEM_PATH])
+    return shutil.which(name, path=search)
+
+
+def _postgres_bin() -> Path:
+    """PG_BIN, else the bin folder of the newest Debian/Ubuntu PostgreSQL server installed."""
+    if "PG_BIN" in os.environ:
+        return Path(os.environ["PG_BIN"])
+    versions = sorted(
+        int(initdb.parents[1].name)
+        for initdb in Path("/usr/lib/postgresql").glob("*/bin/initdb")
+        if initdb.parents[1].name.isdigit()
+    )
+    return Path(f"/usr/lib/postgresql/{versions[-1] if versions else 15}/bin")
+
+
+PG_BIN = _postgres_bin()
 # PostgreSQL refuses to run as root: as root, the cluster runs as this user.
 PG_USER = os.environ.get("PG_RUN_AS", "nobody")
 MOTO_SPEC = "moto[server]>=5,<6"
@@ -137,8 +159,8 @@ def postgres_available() -> str | None:
             pwd.getpwnam(PG_USER)
         except KeyError:
             return f"running as root and user {PG_USER!r} (PG_RUN_AS) does not exist"
-        if shutil.which("runuser") is None:
-            return "running as root and `runuser` is missing"
+        if system_tool("runuser") is None:
+            return f"running as root and `runuser` is in neither PATH nor {', '.join(SYSTEM_PATH)}"
     return None
 
 
@@ -166,7 +188,9 @@ class Postgres:
         return f"{scheme}://{self.user}@127.0.0.1:{self.port}/{database}"
 
     def _as_owner(self, cmd: list[str]) -> list[str]:
-        return ["runuser", "-u", PG_USER, "--", *cmd] if os.geteuid() == 0 else cmd
+        if os.geteuid() != 0:
+            return cmd
+        return [system_tool("runuser") or "runuser", "-u", PG_USER, "--", *cmd]
 
     def _run(self, cmd: list[str], timeout: float = 120) -> str:
         proc = subprocess.run(

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from extensions import maturity
-from tests.conftest import ROOT, TEMPLATE, Render, project_env
+from tests.conftest import ROOT, TEMPLATE, Render, cannot_run, project_env
 
 from .paths import expected_paths
 
@@ -152,14 +152,13 @@ def test_screenshots_in_the_docs_are_the_scripts_and_valid_pngs() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not shutil.which("chromium"), reason="needs chromium (apt-get install chromium)"
-)
 def test_screenshot_script_photographs_a_generated_project(
     tmp_path: Path, installed_copy: Callable[[int], Path]
 ) -> None:
     """The whole script on the run's installed level-3 project (`--project`): install, train
     twice, serve, monitor, MLflow UI, Chromium."""
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        cannot_run("needs chromium on PATH (apt-get install chromium)")
     from scripts.screenshots import SHOTS
 
     project, out = installed_copy(3), tmp_path / "shots"

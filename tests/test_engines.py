@@ -28,7 +28,7 @@ import yaml
 
 from extensions import maturity
 from tests import engines
-from tests.conftest import Installed, copy_installed, git_status, project_env
+from tests.conftest import Installed, cannot_run, copy_installed, git_status, project_env
 
 # One group: with pytest-xdist, one worker runs every test here on one set of engines.
 pytestmark = [pytest.mark.slow, pytest.mark.engines, pytest.mark.xdist_group("engines")]
@@ -111,7 +111,7 @@ def prefect_api_at(api_url: str, path: str, body: dict[str, object]) -> object:
 def stack(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     reason = engines.postgres_available()
     if reason:
-        pytest.skip(reason)
+        cannot_run(reason)
     workdir = tmp_path_factory.mktemp("engines")
     started = time.monotonic()
     project = copy_installed(installed(LEVEL), workdir / "project")

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from extensions import maturity
-from tests.conftest import Render
+from tests.conftest import Render, cannot_run
 
 #: The Kubernetes version the manifests are checked against (oldest still widely supported).
 KUBERNETES_VERSION = "1.31"
@@ -128,9 +128,10 @@ def test_settings_are_the_documented_ones_and_secrets_are_references(
         assert env["SERVING_PREDICTION_LOG_URL"]["valueFrom"]["secretKeyRef"]["name"] == "secrets"
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
 @pytest.mark.parametrize("level", K8S_LEVELS)
 def test_the_kustomize_build_is_valid(render: Render, level: int) -> None:
+    if shutil.which("kubectl") is None:
+        cannot_run("kubectl (its `kustomize`) is not on PATH")
     folder = k8s_dir(render, level)
     built = subprocess.run(
         ["kubectl", "kustomize", str(folder)], capture_output=True, text=True, check=True

@@ -134,12 +134,18 @@ def test_the_readme_commands_work_in_sequence(tmp_path: Path) -> None:
     check_level(project, clone, 3, env)
 
 
-def test_a_missing_uv_gets_one_line_that_says_what_to_install(render: Render) -> None:
+def test_a_missing_uv_gets_one_line_that_says_what_to_install(
+    render: Render, tmp_path: Path
+) -> None:
     project = render(level=1)
-    tools = {shutil.which(tool) for tool in ("make", "bash", "git")}
-    path = os.pathsep.join(sorted({str(Path(t).parent) for t in tools if t}))
-    if shutil.which("uv", path=path):
-        pytest.skip(f"uv is installed system-wide ({path})")
+    # A PATH of the tools `make help` and `make install` use, but uv (it may share their folder).
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("make", "bash", "git", "grep", "awk"):
+        found = shutil.which(tool)
+        assert found, f"{tool} is not on PATH"
+        (tools / tool).symlink_to(found)
+    path = str(tools)
     proc = subprocess.run(
         ["make", "install"], cwd=project, env={"PATH": path}, capture_output=True, text=True
     )
