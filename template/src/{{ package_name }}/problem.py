@@ -272,7 +272,8 @@ class Problem:
 
     # -- reading and checking data -------------------------------------------------------
     def normalize(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Rename columns spelled by one of their declared aliases to the declared name."""
+        """Rename columns spelled by one of their declared aliases to the declared name, and
+        give each missing value one representation (``one_missing_value``)."""
         renames: dict[str, str] = {}
         for column in self.columns:
             if column.name in frame.columns:
@@ -280,7 +281,29 @@ class Problem:
             alias = next((a for a in column.aliases if a in frame.columns), None)
             if alias is not None:
                 renames[alias] = column.name
-        return frame.rename(columns=renames) if renames else frame
+        return self.one_missing_value(frame.rename(columns=renames) if renames else frame)
+
+    def one_missing_value(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Every missing value of a declared column (None, NaN, pd.NA, NaT) as NaN.
+
+        Files, requests and the service's rows say "missing" in different ways, and the
+        encoders tell them apart (a one-hot encoder learns NaN as a category of its own and
+        takes None for an unseen one): one value, whatever arrived, gives one answer. After
+        validation a missing value is NaN (NaT for times, pd.NA in a nullable integer column).
+        """
+        changed: dict[str, pd.Series] = {}
+        for column in self.columns:
+            if column.name not in frame.columns:
+                continue
+            values = frame[column.name]
+            if isinstance(values.dtype, np.dtype) and values.dtype != object:
+                continue  # numpy numbers and times hold NaN or NaT only
+            missing = values.isna().to_numpy()
+            if missing.any():
+                array = values.to_numpy(dtype=object, copy=True)
+                array[missing] = np.nan
+                changed[column.name] = pd.Series(array, index=values.index, dtype=object)
+        return frame.assign(**changed) if changed else frame
 
     def _input_schema(self, labelled: bool) -> pa.DataFrameSchema:
         """The contract without the target's range. Required: the features, and for labelled
@@ -377,6 +400,16 @@ class Problem:
         low, high = self.target_range
         outside = int(np.count_nonzero((values < low) | (values > high)))
         return (np.clip(values, low, high) if outside else values), outside
+
+
+def is_missing(value: Any) -> bool:
+    """Whether one value is missing, however it is spelled: None, NaN, pd.NA or NaT."""
+    return (
+        value is None
+        or value is pd.NA
+        or value is pd.NaT
+        or (isinstance(value, float) and math.isnan(value))
+    )
 
 
 def describe_failures(errors: SchemaErrors, source: str) -> str:

@@ -28,7 +28,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from ..predict import class_probabilities
-from ..problem import PROBLEM, Problem
+from ..problem import PROBLEM, Problem, is_missing
 from ..sampledata import sample_frame
 
 log = logging.getLogger(__name__)
@@ -106,10 +106,10 @@ class LinearPredictor:
         total = 0.0
         for index, weights, missing in self.categories:
             value = row[index]
-            total += missing if value is None else weights.get(value, 0.0)
+            total += missing if is_missing(value) else weights.get(value, 0.0)
         for index, fill, mean, scale, slope in self.numbers:
             value = row[index]
-            total += ((fill if value is None else value) - mean) / scale * slope
+            total += ((fill if is_missing(value) else value) - mean) / scale * slope
         return total + self.intercept
 
     def predict_rows(self, rows: Sequence[Row]) -> list[Any]:
@@ -180,10 +180,6 @@ def _plain_one_hot(encoder: object) -> bool:
     )
 
 
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def _category_terms(
     encoder: OneHotEncoder, indexes: list[int], coef: np.ndarray, offset: int
 ) -> tuple[list[CategoryTerm], int]:
@@ -191,7 +187,7 @@ def _category_terms(
     for index, categories in zip(indexes, encoder.categories_, strict=True):
         weights, missing = {}, 0.0
         for i, category in enumerate(categories.tolist()):  # numpy scalars -> Python values
-            if _is_missing(category):
+            if is_missing(category):
                 missing = float(coef[offset + i])
             else:
                 weights[category] = float(coef[offset + i])
@@ -210,7 +206,7 @@ def _number_steps(transformer: object) -> tuple[np.ndarray | None, StandardScale
     fill, scaler = None, None
     for step in steps:
         if isinstance(step, SimpleImputer) and fill is None and scaler is None:
-            if step.add_indicator or not _is_missing(step.missing_values):
+            if step.add_indicator or not is_missing(step.missing_values):
                 return None
             fill = np.asarray(step.statistics_, dtype="float64")
         elif isinstance(step, StandardScaler) and scaler is None:
@@ -324,7 +320,7 @@ def check_rows(problem: Problem = PROBLEM, n_rows: int = CHECK_ROWS) -> list[Row
 
 def _python(value: Any) -> Any:
     """A value as a request delivers it: Python scalars, None for missing."""
-    if value is pd.NA or _is_missing(value):
+    if is_missing(value):
         return None
     item = getattr(value, "item", None)
     return item() if callable(item) else value
