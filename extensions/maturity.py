@@ -10,6 +10,7 @@ Paths are patterns in gitignore syntax over the *generated* project's paths, so
 
 from __future__ import annotations
 
+import hashlib
 import json
 import keyword
 import re
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from fnmatch import fnmatch
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -64,6 +66,10 @@ UPDATE_COMMAND = (
 )
 # The docs page about changing level (the level guard's messages point to it).
 CHANGING_LEVEL_URL = DOCS_URL + "changing-level/"
+
+# The example's contract as the template ships it: `contract draft` replaces it unasked only
+# while it is unedited (the generated package compares its SHA-256 with this file's).
+SHIPPED_CONTRACT = Path(__file__).parents[1] / "template/src/{{ package_name }}/contract.py"
 
 # Files every level has. Their content grows in stable, per-capability blocks.
 SHARED_PATHS: tuple[str, ...] = ("README.md", "LICENSE", ".gitignore", ".copier-answers.yml")
@@ -240,8 +246,15 @@ def template_context(number: int) -> dict[str, Any]:
         "level_excluded_paths": "\n".join(excluded_paths(number)),
         "update_command": UPDATE_COMMAND,
         "changing_level_url": CHANGING_LEVEL_URL,
+        "shipped_contract_sha256": shipped_contract_sha256(),
         **flags,
     }
+
+
+@cache
+def shipped_contract_sha256() -> str:
+    """The SHA-256 of the example's contract.py as this template renders it (unchanged)."""
+    return hashlib.sha256(SHIPPED_CONTRACT.read_bytes()).hexdigest()
 
 
 @cache

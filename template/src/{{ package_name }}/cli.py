@@ -1,10 +1,11 @@
 """The project's one command line. Its subcommands grow with the level.
 
-Level 1 has ``data``, ``train`` and ``predict``. Each higher level's package (``training``,
-``serving``, ``monitoring``, ``automation``) adds its own through a ``commands`` module: its
-``COMMANDS`` names them and ``register(commands)`` adds them; a name a higher level provides
-replaces a lower level's (level 2's ``train`` runs the pipeline, level 4's ``monitor`` runs the
-loop's check). Heavy libraries are imported only when a command runs, so ``--help`` stays fast.
+Level 1 has ``contract draft``, ``data``, ``train`` and ``predict``. Each higher level's
+package (``training``, ``serving``, ``monitoring``, ``automation``) adds its own through a
+``commands`` module: its ``COMMANDS`` names them and ``register(commands)`` adds them; a name a
+higher level provides replaces a lower level's (level 2's ``train`` runs the pipeline, level 4's
+``monitor`` runs the loop's check). Heavy libraries are imported only when a command runs, so
+``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +24,7 @@ from . import __version__
 
 DEFAULT_MODEL_PATH = Path("models/model.joblib")
 DEFAULT_DATA = "data/example"
+DEFAULT_CONTRACT = Path("src") / str(__package__) / "contract.py"
 #: Level packages that may add subcommands, in level order.
 LEVEL_PACKAGES = ("training", "serving", "monitoring", "automation")
 
@@ -177,13 +180,84 @@ def _predict(args: argparse.Namespace) -> None:
     print(f"wrote {len(out)} predictions to {args.output}{note}")
 
 
+def _contract_draft(args: argparse.Namespace) -> None:
+    from .contract_draft import DraftError, check_against, draft_contract, render, replaceable
+
+    options = [("--task", args.task), ("--event-time", args.event_time), ("--name", args.name)]
+    command = shlex.join(
+        ["contract", "draft", str(args.file), "--target", args.target]
+        + [part for option, value in options if value for part in (option, value)]
+    )
+    try:
+        draft, frame = draft_contract(
+            args.file,
+            args.target,
+            task=args.task,
+            event_time=args.event_time,
+            name=args.name,
+            command=command,
+            rows=args.rows,
+        )
+    except DraftError as exc:
+        raise CommandError(str(exc)) from None
+    text = render(draft)
+    kept = check_against(text, frame, str(args.file))
+    out: Path = args.out
+    if not out.parent.is_dir():
+        raise CommandError(f"{out.parent}: no such folder; run this in the project's root")
+    if not args.force and not replaceable(out, text):
+        raise CommandError(
+            f"{out} was edited (it is neither the shipped contract nor this draft): review it, "
+            "write the draft elsewhere (--out draft.py) or replace it (--force)"
+        )
+    out.write_text(text)
+    print(f"wrote {out}: {draft.summary()}; it keeps {kept:,} of the {draft.rows:,} rows read")
+    for note in draft.to_review:
+        print(f"to review: {note}")
+    print(f'then: make lint test; make train ARGS="--data {args.file}" (level 2 on: in configs/)')
+
+
 def _register_level_1(commands: Commands, skip: set[str]) -> None:
+    if "contract" not in skip:
+        _add_contract(commands)
     if "data" not in skip:
         _add_data(commands)
     if "train" not in skip:
         _add_train(commands)
     if "predict" not in skip:
         _add_predict(commands)
+
+
+def _add_contract(commands: Commands) -> None:
+    contract = commands.add_parser(
+        "contract",
+        help="draft contract.py from a data file",
+        description="Declare your own problem: draft contract.py from your data.",
+    )
+    actions = contract.add_subparsers(dest="action", required=True, metavar="ACTION")
+    draft = actions.add_parser(
+        "draft",
+        help="write a contract.py guessed from a parquet or csv file, to review",
+        description="Read FILE (its first --rows rows) and write a contract.py: each column's "
+        "type, nullability, bounds or allowed values from the data, and a guessed role with its "
+        "reason as a comment. Refuses to replace an edited contract.py without --force.",
+    )
+    draft.add_argument("file", type=Path, metavar="FILE", help="parquet or csv file")
+    draft.add_argument("--target", required=True, help="the column to predict")
+    draft.add_argument(
+        "--task",
+        choices=("regression", "binary", "multiclass"),
+        default=None,
+        help="what the target is (default: guessed from its values)",
+    )
+    draft.add_argument("--event-time", default=None, help="the column that orders the rows")
+    draft.add_argument("--name", default=None, help="the problem's short name (default: target)")
+    draft.add_argument("--out", type=Path, default=DEFAULT_CONTRACT, help="(default: %(default)s)")
+    draft.add_argument(
+        "--rows", type=positive_int, default=200_000, help="rows read (default: %(default)s)"
+    )
+    draft.add_argument("--force", action="store_true", help="replace an edited contract.py")
+    draft.set_defaults(handler=_contract_draft)
 
 
 def _add_data(commands: Commands) -> None:
