@@ -33,25 +33,64 @@ ARROW_THREADS = False
 
 @dataclass(frozen=True)
 class Window:
-    """Rows whose event time is in ``[start, end)``; an open side has no bound."""
+    """Rows whose event time is in ``[start, end)``; an open side has no bound.
+
+    ``days`` makes the window relative to the data: the ``days`` days up to the end of the day
+    of the latest event time before ``end`` (no ``end``: the latest of all), so the same
+    configuration selects the latest rows of any dataset, whatever its dates.
+    """
 
     start: pd.Timestamp | None = None
     end: pd.Timestamp | None = None
+    days: float | None = None
 
     @classmethod
-    def parse(cls, start: str | datetime | None, end: str | datetime | None) -> Window:
+    def parse(
+        cls, start: str | datetime | None, end: str | datetime | None, days: float | None = None
+    ) -> Window:
         window = cls(
             None if start is None else pd.Timestamp(start),
             None if end is None else pd.Timestamp(end),
+            days,
         )
         if window.start is not None and window.end is not None and window.start >= window.end:
             raise ValueError(f"window start {start} must be before its end {end}")
+        if days is not None and (days <= 0 or window.start is not None):
+            raise ValueError(
+                f"days counts back from the end: give a start or days, not both "
+                f"(and days > 0), got start={start}, days={days}"
+            )
         return window
+
+    @property
+    def relative(self) -> bool:
+        """True while the window's start depends on the data (``days`` not yet anchored)."""
+        return self.days is not None
+
+    def anchored(self, times: pd.Series) -> Window:
+        """This window with fixed dates: ``days`` counted back from the end of the day of the
+        latest of ``times`` before ``end`` (``end`` itself when that is earlier)."""
+        if self.days is None:
+            return self
+        before = times if self.end is None else times[times < self.end]
+        if before.dropna().empty:
+            raise DataValidationError(f"no rows {self}")
+        end = pd.Timestamp(before.max()).floor("D") + pd.Timedelta(days=1)
+        if self.end is not None:
+            end = min(end, self.end)
+        return Window(end - pd.Timedelta(days=self.days), end)
 
     def __str__(self) -> str:
         def show(t: pd.Timestamp) -> str:
             return t.isoformat(sep=" ").removesuffix(" 00:00:00")
 
+        if self.days is not None:
+            latest = (
+                "the latest event time"
+                if self.end is None
+                else f"the latest before {show(self.end)}"
+            )
+            return f"the {self.days:g} days up to {latest}"
         if self.start is not None and self.end is not None:
             return f"[{show(self.start)}, {show(self.end)})"
         if self.start is not None:
@@ -59,16 +98,17 @@ class Window:
         return "all rows" if self.end is None else f"before {show(self.end)}"
 
     def select(self, frame: pd.DataFrame, column: str | None) -> pd.DataFrame:
-        if self.start is None and self.end is None:
+        if self.start is None and self.end is None and self.days is None:
             return frame
         if column is None:
             raise DataValidationError("a time window needs an event_time column in the contract")
+        window = self.anchored(frame[column])
         times = frame[column]
         keep = pd.Series(True, index=frame.index)
-        if self.start is not None:
-            keep &= times >= self.start
-        if self.end is not None:
-            keep &= times < self.end
+        if window.start is not None:
+            keep &= times >= window.start
+        if window.end is not None:
+            keep &= times < window.end
         return frame[keep]
 
 
@@ -90,6 +130,8 @@ class Lineage:
     window: str
     files: tuple[FileRecord, ...] = field(default=())
     rows: int = 0
+    #: The window the rows were selected by, with fixed dates (a relative one anchored).
+    selected: Window = field(default=Window())
 
     @property
     def generated(self) -> bool:
@@ -209,20 +251,31 @@ def load(
     Each file is validated on its own, so an error names the file that breaks the contract.
     """
     window = window or Window()
+    per_file = Window(window.start, window.end)  # days: anchored on all files' rows below
     frames, records = [], []
     for path in resolve(location):
         raw, record = read_file(path)
         valid = problem.validate(raw, path, labelled=labelled)
-        selected = window.select(valid, problem.event_time)
+        selected = per_file.select(valid, problem.event_time)
         if labelled and len(selected):
             selected = problem.label(selected, path)
         frames.append(selected)
         records.append(record)
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if window.relative and not frame.empty:
+        window = anchor(window, frame, problem)
+        frame = window.select(frame, problem.event_time).reset_index(drop=True)
     if frame.empty:
         raise DataValidationError(f"{location}: no rows in window {window}")
-    lineage = Lineage(str(location), str(window), tuple(records), len(frame))
+    lineage = Lineage(str(location), str(window), tuple(records), len(frame), window)
     return frame, lineage
+
+
+def anchor(window: Window, frame: pd.DataFrame, problem: Problem = PROBLEM) -> Window:
+    """``window`` with its ``days`` anchored to the latest event time of ``frame``."""
+    if problem.event_time is None:
+        raise DataValidationError("a time window needs an event_time column in the contract")
+    return window.anchored(frame[problem.event_time])
 
 
 def split(

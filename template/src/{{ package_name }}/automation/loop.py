@@ -24,7 +24,7 @@ from .. import datasets
 from ..model import evaluate, sanity_problems
 from ..monitoring.config import MonitoringConfig
 from ..monitoring.config import load_config as load_monitoring_config
-from ..monitoring.data import labelled, read_window, with_predictions
+from ..monitoring.data import labelled, labelled_event_times, read_window, with_predictions
 from ..problem import PROBLEM, DataValidationError
 from ..serving.predictor import make_predictor
 from ..training.config import Selection, TrainingConfig, load_config
@@ -81,26 +81,51 @@ def event_time(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def retraining_window(policy: RetrainingPolicy, result: MonitoringResult) -> Selection:
-    """The source rows a challenger trains on: ``window_days`` up to the monitored period.
+def retraining_window(
+    policy: RetrainingPolicy, result: MonitoringResult, gate_start: datetime | None = None
+) -> Selection:
+    """The source rows a challenger trains on: the ``window_days`` (null: all the days) of the
+    source's latest rows before the gate's rows start (``gate_start``: their earliest event
+    time; by default where the monitored period starts).
 
-    ``training.data`` in the policy may name the source and fix either end. A contract without
-    an event time has no windows: the challenger trains on the whole source.
+    The window follows the data, not the wall clock: a source whose rows end long before the
+    monitored period trains on its own latest days. ``training.data`` in the policy may name
+    the source and fix either end; an end after the gate's rows start is refused, naming the
+    overlap (the challenger would be scored on rows it trained on). A contract without an
+    event time has no windows: the challenger trains on the whole source.
     """
     chosen = policy.training.data
     if PROBLEM.event_time is None:
         return Selection(source=chosen.source)
-    end = chosen.end or event_time(result.period_start)
-    start = chosen.start
-    if start is None and policy.training.window_days is not None:
-        start = end - timedelta(days=policy.training.window_days)
-    if start is not None and start >= end:
-        raise RetrainingDataError(f"retraining window [{start}, {end}) is empty")
-    return Selection(source=chosen.source, start=start, end=end)
+    gate_from = event_time(gate_start or result.period_start)
+    if chosen.end is not None and event_time(chosen.end) > gate_from:
+        raise RetrainingDataError(
+            f"training.data.end {chosen.end} overlaps the gate's rows (event times from "
+            f"{gate_from}): the challenger would be scored on rows it trained on; end the "
+            f"training window at {gate_from} or earlier, or leave training.data.end out"
+        )
+    end = event_time(chosen.end) if chosen.end is not None else gate_from
+    if chosen.start is not None:
+        if chosen.start >= end:
+            raise RetrainingDataError(f"retraining window [{chosen.start}, {end}) is empty")
+        return Selection(source=chosen.source, start=chosen.start, end=end)
+    return Selection(source=chosen.source, end=end, days=chosen.days or policy.training.window_days)
+
+
+def gate_rows_start(engine: Engine, result: MonitoringResult) -> datetime | None:
+    """The earliest event time the callers sent with the gate's rows (the labelled traffic of
+    the monitored window); None when the contract or the callers gave none."""
+    if PROBLEM.event_time is None:
+        return None
+    times = labelled_event_times(engine, result.window_start, result.window_end)
+    return None if times.empty else event_time(times.min().to_pydatetime())
 
 
 def challenger_config(
-    policy: RetrainingPolicy, result: MonitoringResult, snapshot: Path | None = None
+    policy: RetrainingPolicy,
+    result: MonitoringResult,
+    snapshot: Path | None = None,
+    gate_start: datetime | None = None,
 ) -> TrainingConfig:
     """The training config of a challenger: the retraining window (or ``snapshot``, a file of
     training rows), validated on its latest rows."""
@@ -108,9 +133,9 @@ def challenger_config(
     if snapshot is not None:
         source, train = str(snapshot), Selection()
     else:
-        window = retraining_window(policy, result)
+        window = retraining_window(policy, result, gate_start)
         source = window.location(base.data.source)
-        train = Selection(start=window.start, end=window.end)
+        train = Selection(start=window.start, end=window.end, days=window.days)
     data = {**base.data.model_dump(), "source": source, "train": train.model_dump()}
     return TrainingConfig.model_validate(
         {**base.model_dump(), "data": {**data, "validation": None}}
@@ -142,11 +167,12 @@ def training_snapshot(
     engine: Engine,
     result: MonitoringResult,
     folder: Path,
+    gate_start: datetime | None = None,
 ) -> Path:
     """The retraining window plus the labelled traffic served before the monitored window,
     written to one parquet file the challenger's training run reads (and logs)."""
     base = load_config(policy.training.config, policy.training.overrides)
-    window = retraining_window(policy, result)
+    window = retraining_window(policy, result, gate_start)
     source, lineage = datasets.load(window.location(base.data.source), window.window())
     days = policy.training.window_days
     since = result.window_start - timedelta(days=days) if days else None
@@ -320,12 +346,13 @@ def retrain_and_gate(
 ) -> tuple[str, str, dict[str, float], int | None]:
     """Train a challenger and judge it: (outcome, reason, numbers, challenger version)."""
     try:
+        gate_start = gate_rows_start(engine, result)
         snapshot = (
-            training_snapshot(policy, engine, result, snapshots)
+            training_snapshot(policy, engine, result, snapshots, gate_start)
             if policy.training.include_labelled_traffic
             else None
         )
-        trained = trainer(challenger_config(policy, result, snapshot))
+        trained = trainer(challenger_config(policy, result, snapshot, gate_start))
     except Exception as exc:  # any failure of the run: the champion stays
         log.exception("training the challenger failed")
         return (

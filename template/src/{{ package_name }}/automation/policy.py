@@ -74,16 +74,19 @@ class Triggers(MetricChoice):
 
 
 class Training(StrictModel):
-    """What the challenger is trained on: a window of the configured source.
+    """What the challenger is trained on: the latest rows of the configured source.
 
-    The window ends where the monitored period starts (that period's labelled traffic is the
-    gate's data, which the challenger must not have seen) and spans ``window_days``; ``data``
-    sets the source (default: ``data.source`` of the training config) or fixes start and end.
+    The window ends where the gate's rows start (the labelled traffic of the monitored window,
+    by the event times its callers sent, else where that window starts), which the challenger
+    must not have seen, or earlier where the source's rows end; it spans ``window_days`` of the
+    source's latest rows before that (null: all of them). It follows the data, never the wall
+    clock. ``data`` sets the source (default: ``data.source`` of the training config) or fixes
+    start and end (an end inside the gate's rows is refused).
     """
 
     config: Path = Path("configs/training.yaml")
     data: Selection = Field(default_factory=Selection)
-    window_days: float | None = Field(default=30.0, gt=0.0)
+    window_days: float | None = Field(default=None, gt=0.0)
     #: Add the labelled traffic served before the monitored window (prediction log + truth).
     include_labelled_traffic: bool = False
     overrides: list[str] = Field(default_factory=list)

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from .loop import LoopPaths
 
 ADMIN_TOKEN = "simulation-token"
+#: The training window of the simulation's challengers when the policy sets none: a month.
+MONTH_DAYS = 31
 BATCH = 500
 
 
@@ -107,10 +109,13 @@ def _write_configs(state: Path, scenario: Scenario, policy_path: Path) -> Retrai
     }
     (state / "training.yaml").write_text(yaml.safe_dump(training))
     tree = read_yaml(policy_path)
+    training = tree.get("training", {})
     tree["training"] = {
-        **tree.get("training", {}),
+        **training,
         "config": str(state / "training.yaml"),
         "data": {},  # the generated months, whatever source the project's policy names
+        # a challenger learns the latest month (the policy's window when it sets one)
+        "window_days": training.get("window_days") or MONTH_DAYS,
     }
     path = state / "retraining.yaml"
     path.write_text(yaml.safe_dump(tree))

@@ -161,7 +161,7 @@ class MonitoringConfig(StrictModel):
         reference = self.reference
         filled: dict[str, object] = {"source": reference.source or data.train.location(data.source)}
         if reference.start is None and reference.end is None:
-            filled |= {"start": data.train.start, "end": data.train.end}
+            filled |= {"start": data.train.start, "end": data.train.end, "days": data.train.days}
         return reference.model_copy(update=filled)
 
 

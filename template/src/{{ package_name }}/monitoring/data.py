@@ -92,6 +92,26 @@ def read_window(
     return frame.astype(types)
 
 
+def labelled_event_times(
+    engine: Engine, since: datetime, until: datetime, problem: Problem = PROBLEM
+) -> pd.Series:
+    """The event times callers sent with the predictions served in ``[since, until)`` whose
+    ground truth has arrived (none when the contract has no event time)."""
+    if problem.event_time is None or problem.event_time not in predictions.c:
+        return pd.Series(dtype="datetime64[ns]")
+    column = predictions.c[problem.event_time]
+    query = (
+        select(column)
+        .select_from(
+            predictions.join(ground_truth, predictions.c.request_id == ground_truth.c.request_id)
+        )
+        .where(predictions.c.ts >= since, predictions.c.ts < until, column.is_not(None))
+    )
+    with engine.connect() as conn:
+        values = [row[0] for row in conn.execute(query)]
+    return pd.Series(pd.to_datetime(values, utc=True).tz_localize(None))
+
+
 def labelled(window: pd.DataFrame, problem: Problem = PROBLEM) -> pd.DataFrame:
     """The rows whose ground truth has arrived."""
     return window[window[problem.target.name].notna()]

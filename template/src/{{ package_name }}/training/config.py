@@ -48,27 +48,39 @@ class MetricChoice(StrictModel):
 
 
 class Selection(StrictModel):
-    """Rows of a data ``source`` whose event time is in ``[start, end)`` (open sides: no bound).
+    """Rows of a data ``source`` whose event time is in ``[start, end)`` (open sides: no bound),
+    or, with ``days``, the ``days`` days up to the data's latest event time (before ``end``).
 
     ``source`` is a file, a folder or a glob of parquet/CSV files, local or ``s3://``; left out,
-    it is ``data.source`` of the training configuration.
+    it is ``data.source`` of the training configuration. Dates pin a window; ``days`` follows
+    the data, so the same configuration fits any dataset whatever its dates.
     """
 
     source: str | None = None
     start: datetime | None = None
     end: datetime | None = None
+    days: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> Selection:
         if self.start is not None and self.end is not None and self.start >= self.end:
             raise ValueError(f"start {self.start} must be before end {self.end}")
+        if self.start is not None and self.days is not None:
+            raise ValueError(
+                "days counts back from end or the data's latest event time: "
+                "give start or days, not both"
+            )
         return self
 
     def window(self) -> Window:
-        return Window.parse(self.start, self.end)
+        return Window.parse(self.start, self.end, self.days)
 
     def location(self, default: str) -> str:
         return self.source or default
+
+    def pinned(self, window: Window) -> Selection:
+        """This selection with the dates ``window`` (as anchored by a load) fixed."""
+        return self.model_copy(update={"start": window.start, "end": window.end, "days": None})
 
 
 class DataConfig(StrictModel):
@@ -80,6 +92,20 @@ class DataConfig(StrictModel):
     validation: Selection | None = None
     validation_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
     seed: int = 42
+
+    def training_selection(
+        self, validation_start: datetime | None, shares_files: bool = False
+    ) -> Selection:
+        """``train``, ending where the validation rows start when it has no end of its own and
+        reads the same source (or ``shares_files`` with it): a model is never validated on rows
+        it trained on."""
+        same_source = self.validation is not None and self.validation.location(
+            self.source
+        ) == self.train.location(self.source)
+        overlapping = same_source or shares_files
+        if self.train.end is None and overlapping and validation_start is not None:
+            return self.train.model_copy(update={"end": validation_start})
+        return self.train
 
 
 class ModelConfig(StrictModel):

@@ -169,23 +169,48 @@ def load_data(data: DataConfig, problem: Problem = PROBLEM) -> TrainingData:
     """Read, validate and label the training and validation windows of ``data.source``.
 
     Without a validation window the latest rows by event time are held out (without an event
-    time: a random share, stratified by class for classifiers). Missing files are an error
-    naming them (``make data`` writes the example's); bad rows stop the run here, before
-    anything is logged or registered.
+    time: a random share, stratified by class for classifiers). A window given in ``days`` is
+    anchored to the data's latest event time; an open-ended training window of the validation
+    rows' source ends where they start. Missing files are an error naming them; bad rows stop
+    the run here, before anything is logged or registered.
     """
-    train, train_lineage = datasets.load(
-        data.train.location(data.source), data.train.window(), problem=problem
-    )
-    if data.validation is None:
-        train, validation = datasets.split(train, data.validation_fraction, data.seed, problem)
-        validation_lineage = None
-    else:
+    validation_lineage = None
+    if data.validation is not None:
         validation, validation_lineage = datasets.load(
             data.validation.location(data.source), data.validation.window(), problem=problem
         )
+    start = None if validation_lineage is None else validation_lineage.selected.start
+    if validation_lineage is not None and start is None and problem.event_time is not None:
+        start = validation[problem.event_time].min()  # an open window starts at its rows
+    shared = validation_lineage is not None and bool(
+        {f.path for f in validation_lineage.files}
+        & set(datasets.resolve(data.train.location(data.source)))
+    )
+    selection = data.training_selection(
+        None if start is None else start.to_pydatetime(), shares_files=shared
+    )
+    train, train_lineage = datasets.load(
+        selection.location(data.source), selection.window(), problem=problem
+    )
+    if validation_lineage is None:
+        train, validation = datasets.split(train, data.validation_fraction, data.seed, problem)
     return TrainingData(
         train, validation, train_lineage, validation_lineage, data.validation_fraction
     )
+
+
+def pinned(config: TrainingConfig, data: TrainingData) -> TrainingConfig:
+    """``config`` with the windows its rows were selected by as dates: what the run logs, so
+    that monitoring's reference is the rows the model trained on, whatever the data gains."""
+    pinned_data = config.data.model_copy(
+        update={
+            "train": config.data.train.pinned(data.train_lineage.selected),
+            "validation": None
+            if config.data.validation is None or data.validation_lineage is None
+            else config.data.validation.pinned(data.validation_lineage.selected),
+        }
+    )
+    return config.model_copy(update={"data": pinned_data})
 
 
 def _targets(frame: pd.DataFrame, problem: Problem) -> Targets:
@@ -361,7 +386,7 @@ def log_run(
         )
         mlflow.log_metrics(metrics)
         mlflow.log_dict(data.as_dict(), "data/lineage.json")
-        mlflow.log_dict(config.model_dump(mode="json"), "config/training.json")
+        mlflow.log_dict(pinned(config, data).model_dump(mode="json"), "config/training.json")
         _log_datasets(data, problem)
         _log_plots(model, data, problem)
         _log_model(model, features)
