@@ -305,6 +305,26 @@ class Problem:
                 changed[column.name] = pd.Series(array, index=values.index, dtype=object)
         return frame.assign(**changed) if changed else frame
 
+    def refuse_booleans(self, frame: pd.DataFrame, source: str = "data") -> None:
+        """A boolean is not a number: pandera would coerce True to 1, so a column declared as
+        integers or numbers that holds booleans is refused, named."""
+        for column in self.columns:
+            if column.kind not in ("integer", "number") or column.name not in frame.columns:
+                continue
+            values = frame[column.name]
+            if pd.api.types.is_bool_dtype(values.dtype):
+                booleans = values.notna()
+            elif values.dtype == object:
+                booleans = values.map(lambda value: isinstance(value, bool | np.bool_))
+            else:
+                continue
+            if booleans.any():
+                first = values[booleans].iloc[0]
+                raise DataValidationError(
+                    f"{source}: column {column.name!r} holds booleans where contract.py declares "
+                    f"{column.kind}s: {int(booleans.sum())} value(s), first {bool(first)!r}"
+                )
+
     def _input_schema(self, labelled: bool) -> pa.DataFrameSchema:
         """The contract without the target's range. Required: the features, and for labelled
         data the event time; identifiers and columns without a role only when present."""
@@ -330,6 +350,7 @@ class Problem:
         if frame.empty:
             raise DataValidationError(f"{source}: no rows")
         frame = self.normalize(frame)
+        self.refuse_booleans(frame, source)
         try:
             return self._input_schema(labelled).validate(frame, lazy=True)
         except SchemaErrors as errors:

@@ -26,15 +26,17 @@ from uuid import uuid4
 
 from fastapi import FastAPI, Header, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..problem import PROBLEM, DataValidationError, Problem
-from .limits import ERROR_RESPONSES, BodySizeLimit
+from .limits import ERROR_RESPONSES, BodySizeLimit, unreadable_body
 from .metrics import PREDICT, PREDICT_BATCH, ServiceMetrics
 from .models import ModelSet, ServedModel, load_models, load_until_ready
 from .predictor import Probabilities, Row, decided
@@ -329,6 +331,14 @@ def create_app(
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         service().metrics.rejected.labels(_endpoint(request), "422").inc()
         return JSONResponse({"detail": _errors(exc)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        reason = unreadable_body(exc) if exc.status_code == 400 else None
+        if reason is None:
+            return await http_exception_handler(request, exc)
+        service().metrics.rejected.labels(_endpoint(request), "400").inc()
+        return JSONResponse({"detail": reason}, status_code=400)
 
     @app.exception_handler(DataValidationError)
     async def off_contract(request: Request, exc: DataValidationError) -> JSONResponse:

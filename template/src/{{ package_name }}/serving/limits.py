@@ -1,4 +1,5 @@
-"""Request limits: a cap on the body size, enforced before the body is read or parsed.
+"""Request limits: a cap on the body size, enforced before the body is read or parsed, and
+what is wrong with a body that cannot be read as JSON.
 
 A pure ASGI middleware (no per-request overhead beyond a header lookup): a declared
 ``Content-Length`` over the cap is refused at once, and a streamed body is counted as it
@@ -65,6 +66,20 @@ class BodySizeLimit:
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def unreadable_body(exc: Exception) -> str | None:
+    """What is wrong with a body FastAPI could not parse (its 400 says only that it could
+    not): not UTF-8, or JSON nested deeper than the parser goes. None for other errors."""
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return (
+            f"the body is not valid UTF-8: byte 0x{cause.object[cause.start]:02x} at "
+            f"position {cause.start}"
+        )
+    if isinstance(cause, RecursionError):
+        return "the body's JSON is nested too deeply to read"
+    return None
 
 
 def _content_length(scope: Scope) -> int | None:

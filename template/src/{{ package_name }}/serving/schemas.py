@@ -45,6 +45,20 @@ def _whole_number(value: Any) -> Any:
     return value
 
 
+def _integer_category(value: Any) -> Any:
+    """An integer category is a whole number: ``true`` is not 1 (a Literal would take it)."""
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, got a boolean")
+    return _whole_number(value)
+
+
+def _date_time_text(value: Any) -> Any:
+    """A date-time is text like ``2024-01-01T08:30:00``: a number is not read as Unix time."""
+    if not isinstance(value, str | datetime):
+        raise ValueError("expected a date-time string like 2024-01-01T08:30:00")
+    return value
+
+
 def _plain(value: Any) -> Any:
     """A category as JSON has it (numpy scalars from the contract become Python values)."""
     item = getattr(value, "item", None)
@@ -63,13 +77,14 @@ def _bounds(column: Column) -> dict[str, Any]:
 def field_type(column: Column) -> Any:
     """The type of ``column``'s request field: its kind, bounds or allowed values, nullability.
 
-    Strict: text is not a number and a boolean is neither; a whole-number float is an integer.
+    Strict: text is not a number and a boolean is neither (nor an integer category); a
+    whole-number float is an integer; a date-time is text, never a number.
     """
     kind: Any
     if column.categories is not None:
         kind = Literal[tuple(_plain(value) for value in column.categories)]
         if column.kind == "integer":
-            kind = Annotated[kind, BeforeValidator(_whole_number)]
+            kind = Annotated[kind, BeforeValidator(_integer_category)]
     elif column.kind == "integer":
         kind = Annotated[int, Field(strict=True, **_bounds(column)), BeforeValidator(_whole_number)]
     elif column.kind == "number":
@@ -79,7 +94,7 @@ def field_type(column: Column) -> Any:
     elif column.kind == "boolean":
         kind = Annotated[bool, Field(strict=True)]
     else:
-        kind = datetime
+        kind = Annotated[datetime, BeforeValidator(_date_time_text)]
     return kind | None if column.nullable else kind
 
 
