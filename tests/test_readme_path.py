@@ -153,7 +153,7 @@ def test_a_missing_uv_gets_one_line_that_says_what_to_install(
     assert proc.stdout == ""  # nothing ran
     (line,) = proc.stderr.splitlines()
     assert "uv not found" in line
-    assert "pip install uv" in line
+    assert "pipx install uv" in line  # plain pip is refused on Debian (PEP 668)
     assert len(line) <= 160, line
     # Targets that do not need uv still work without it.
     assert subprocess.run(["make", "help"], cwd=project, env={"PATH": path}).returncode == 0
