@@ -1,14 +1,17 @@
-"""``make simulate``: the shipped example's closed loop over generated months, offline.
+"""``make simulate``: the closed loop over generated months, offline, for any declared problem.
 
 Each month: serve its rows through the live-swap service (in-process), attach ground truth,
-monitor, decide, retrain, gate, promote and reload the service. The months come from the
-example's generator (``synthetic``), with drift from a chosen month on. Everything lives in its
-own state folder (``.mlops/simulation``), so the project's registry is never touched.
-This is the only place outside ``make data`` where generated data is used.
+monitor, decide, retrain, gate, promote and reload the service; then the month joins the
+history a challenger may train on. The months come from the example's generator (``synthetic``)
+for the shipped example, else from the contract itself (``sampledata``), with drift from a
+chosen month on. Everything lives in its own state folder (``.mlops/simulation``), so the
+project's registry is never touched. This is the only place outside ``make data`` where
+generated data is used.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -23,8 +26,7 @@ import pandas as pd
 import yaml
 from pydantic import SecretStr
 
-from .. import datasets, synthetic
-from ..cli import CommandError
+from .. import datasets, sampledata, synthetic
 from ..problem import PROBLEM
 from ..serving.settings import ServingSettings
 from ..training.config import read_yaml
@@ -76,13 +78,39 @@ class TimelineRow:
     champion_version: int
 
 
-def require_example() -> None:
-    """The simulation generates the example's data: refuse any other contract."""
-    if PROBLEM.name != synthetic.EXAMPLE:
-        raise CommandError(
-            f"simulate runs the shipped example ({synthetic.EXAMPLE}) only; "
-            f"contract.py declares {PROBLEM.name!r}"
+def contract_rows(scenario: Scenario, drift: float, index: int) -> pd.DataFrame:
+    """Month ``index``'s rows drawn from the contract (``sampledata``), event times within it.
+
+    Every month is a slice of one draw per drift level with one seed, so the target depends on
+    the features the same way throughout; drift moves the features and the target.
+    """
+    frame = _contract_draw(scenario, drift)
+    rows = frame.iloc[index * scenario.rows : (index + 1) * scenario.rows].reset_index(drop=True)
+    if PROBLEM.event_time is not None:  # spread over the month, in the drawn order
+        start = pd.Timestamp(scenario.month(index)).tz_localize(None)
+        seconds = (
+            pd.Timestamp(scenario.month(index + 1)).tz_localize(None) - start
+        ).total_seconds()
+        spread = pd.Series(range(len(rows))) * (seconds - 1) / max(len(rows), 1)
+        rows[PROBLEM.event_time] = start + pd.to_timedelta(spread.to_numpy(), unit="s")
+    return rows
+
+
+@functools.cache
+def _contract_draw(scenario: Scenario, drift: float) -> pd.DataFrame:
+    return sampledata.sample_frame(scenario.rows * scenario.months, scenario.seed, drift)
+
+
+def write_month_rows(folder: Path, scenario: Scenario, index: int, drift: float) -> Path:
+    """Generate month ``index`` into ``folder``: the example's trips, or the contract's rows."""
+    moment = scenario.month(index)
+    if PROBLEM.name == synthetic.EXAMPLE:
+        return synthetic.write_month(
+            folder, moment.year, moment.month, scenario.rows, scenario.seed, drift
         )
+    path = folder / f"rows-{moment:%Y-%m}.parquet"
+    marker = f"{sampledata.GENERATED_BY} (seed={scenario.seed}, drift={drift:g})"
+    return datasets.write_generated(contract_rows(scenario, drift, index), path, marker)
 
 
 def _isolate(state: Path) -> None:
@@ -94,14 +122,16 @@ def _isolate(state: Path) -> None:
     os.environ["MLFLOW_ARTIFACT_LOCATION"] = (state.resolve() / "artifacts").as_uri()
 
 
-def _write_configs(state: Path, scenario: Scenario, policy_path: Path) -> RetrainingPolicy:
-    """The simulation's training config (first month trains, second validates) and policy."""
-    first, second, third = (scenario.month(i).replace(tzinfo=None) for i in range(3))
+def _write_configs(
+    state: Path, scenario: Scenario, policy_path: Path, first: Path, second: Path
+) -> RetrainingPolicy:
+    """The simulation's training config (the ``first`` month's file trains, the ``second``'s
+    validates) and policy."""
     training = {
         "data": {
             "source": str(state / "data"),
-            "train": {"start": first, "end": second},
-            "validation": {"start": second, "end": third},
+            "train": {"source": str(first)},
+            "validation": {"source": str(second)},
             "seed": scenario.seed,
         },
         "model": {"family": "linear"},
@@ -167,7 +197,6 @@ def simulate(
     reports: Path = Path("reports/simulation"),
 ) -> list[TimelineRow]:
     """Run the loop over ``scenario``'s months; write the timeline and reports; return it."""
-    require_example()
     scenario = scenario or Scenario()
     started = time.perf_counter()
     _isolate(state)
@@ -184,13 +213,14 @@ def simulate(
     from .service import SwapSettings, create_app
 
     configure_tracking()
-    policy = _write_configs(state, scenario, policy_path)
     months = [scenario.month(i) for i in range(scenario.months + 1)]  # and the end of the last
     drifts = [scenario.drift if i + 1 >= scenario.drift_from else 0.0 for i in range(len(months))]
+    # The first two months are history; a later one joins it once it has been served and judged.
     files = [
-        synthetic.write_month(state / "data", m.year, m.month, scenario.rows, scenario.seed, d)
-        for m, d in zip(months[:-1], drifts, strict=False)
+        write_month_rows(state / ("data" if i < 2 else "incoming"), scenario, i, drifts[i])
+        for i in range(scenario.months)
     ]
+    policy = _write_configs(state, scenario, policy_path, files[0], files[1])
     if reports.exists():
         shutil.rmtree(reports)
     paths = loop.LoopPaths.under(state / "automation", reports / "monitoring")
@@ -221,6 +251,7 @@ def simulate(
                 policy, engine, paths, datetime.now(UTC), start=start, period=period, label=label
             )
             record = loop.run_retraining_check(policy, engine, paths, period[1])
+            files[index].replace(state / "data" / files[index].name)  # now history
             reload = client.post(
                 "/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
             )
