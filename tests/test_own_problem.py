@@ -128,13 +128,17 @@ def _point_configs_at_the_data(project: Path, problem: OwnProblem) -> None:
     def monitoring(tree: dict) -> None:
         # the reference defaults to the training window; a small problem needs smaller samples
         tree["drift"] = {**tree.get("drift", {}), "min_rows": n}
+        # any drift counts (thresholds as set, no calibration), so that the test walks the
+        # whole loop: retraining and the gate
+        anything = {"calibration_rounds": 0, "numerical_threshold": 1e-6}
+        tree["drift"] |= anything | {"categorical_threshold": 1e-6}
         tree["checks"] = {**tree.get("checks", {}), "min_labelled": n}
         tree["promotion"] = {**tree.get("promotion", {}), "min_labelled": n}
 
     def retraining(tree: dict) -> None:
-        # retrain on any drift, so that the test walks the whole loop: retraining and the gate
-        anything = {"drift_share": 0.01, "numeric_threshold": 1e-6, "categorical_threshold": 1e-6}
-        tree["triggers"] = {**tree.get("triggers", {}), **anything, "min_labelled_rows": n}
+        # retrain on any drifted feature (monitoring's verdict, see above)
+        anything = {"drift_share": 0.01, "min_labelled_rows": n}
+        tree["triggers"] = {**tree.get("triggers", {}), **anything}
         tree["gate"] = {**tree.get("gate", {}), "min_rows": n}
         # the data has no recent rows: the challenger trains on a fixed window of it
         tree["training"] = {

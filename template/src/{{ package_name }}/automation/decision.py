@@ -32,17 +32,20 @@ class Decision:
         return self.action == RETRAIN
 
 
-def _drift_trigger(result: MonitoringResult, triggers: Triggers) -> str | None:
-    if result.drift_share < triggers.drift_share:
+def _drift_trigger(result: MonitoringResult) -> str | None:
+    """Level 3's drift verdict per feature, at the share the policy retrains at."""
+    if result.drift_share < result.required_share:
         return None
-    limits = triggers.thresholds()
+    limits = result.drift_thresholds
     detail = ", ".join(
-        f"{name} {result.feature_drift[name]:.3f} > {limits[name]:g}"
+        f"{name} {result.feature_drift[name]:.3f} >= {limits[name]:.3g}"
+        if name in limits
+        else f"{name} {result.feature_drift[name]:.3f}"
         for name in result.drifted_features
     )
     return (
-        f"data drift: {len(result.drifted_features)}/{len(limits)} "
-        f"features drifted (share {result.drift_share:.2f} >= {triggers.drift_share:.2f}; {detail})"
+        f"data drift: {len(result.drifted_features)}/{len(result.feature_drift)} features "
+        f"drifted (share {result.drift_share:.2f} >= {result.required_share:.2f}; {detail})"
     )
 
 
@@ -82,9 +85,7 @@ def decide(
     if result.validation_score is not None:
         numbers[f"validation_{result.metric}"] = result.validation_score
     fired = tuple(
-        reason
-        for reason in (_drift_trigger(result, triggers), _metric_trigger(result, triggers))
-        if reason
+        reason for reason in (_drift_trigger(result), _metric_trigger(result, triggers)) if reason
     )
     if not fired:
         score = "no labelled traffic"
@@ -92,7 +93,7 @@ def decide(
             score = f"{result.metric} {result.score:.3f}"
         return Decision(
             SKIP,
-            f"no trigger: drift share {result.drift_share:.2f} < {triggers.drift_share:.2f} "
+            f"no trigger: drift share {result.drift_share:.2f} < {result.required_share:.2f} "
             f"and {score} within {triggers.degradation:.0%} of validation",
             numbers,
         )

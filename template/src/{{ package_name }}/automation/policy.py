@@ -28,14 +28,20 @@ from . import DEFAULT_POLICY
 __all__ = ["DEFAULT_POLICY", "ConfigError", "RetrainingPolicy", "load_policy", "parse_policy"]
 
 
+#: Drift thresholds of earlier versions of this file, and their place in ``monitoring.yaml``.
+MOVED_TO_MONITORING = {
+    "categorical_threshold": "drift.categorical_threshold",
+    "numeric_threshold": "drift.numerical_threshold",
+    "feature_thresholds": "drift.feature_thresholds",
+}
+
+
 class Triggers(MetricChoice):
     """When a retraining is due."""
 
-    drift_share: float = Field(default=0.5, gt=0.0, le=1.0)
-    #: Drift-score limit per feature; a feature left out gets its kind's default below.
-    feature_thresholds: dict[str, float] = Field(default_factory=dict)
-    categorical_threshold: float = Field(default=0.15, gt=0.0)  # Jensen-Shannon distance
-    numeric_threshold: float = Field(default=0.2, gt=0.0)  # Wasserstein distance, normed
+    #: Retrain when this share of the features drifted; null: level 3's verdict (``drift.share``
+    #: of the monitoring configuration). Which feature drifted is always level 3's verdict.
+    drift_share: float | None = Field(default=None, gt=0.0, le=1.0)
     #: The metric whose degradation triggers (null: the task's primary one, rmse or log_loss).
     #: Relative worsening of ``metric`` on labelled traffic against the champion's validation.
     degradation: float = Field(default=0.15, gt=0.0)
@@ -47,30 +53,12 @@ class Triggers(MetricChoice):
     def _renamed(cls, data: Any) -> Any:
         if isinstance(data, dict) and "rmse_degradation" in data:
             raise ValueError("rmse_degradation is now degradation (of triggers.metric)")
-        return data
-
-    @field_validator("feature_thresholds")
-    @classmethod
-    def _known_features(cls, thresholds: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(thresholds) - set(PROBLEM.features))
-        if unknown:
-            raise ValueError(f"unknown feature(s) {unknown}, expected some of {PROBLEM.features}")
-        bad = {name: value for name, value in thresholds.items() if value <= 0}
-        if bad:
-            raise ValueError(f"thresholds must be positive, got {bad}")
-        return thresholds
-
-    def thresholds(self, problem: Problem = PROBLEM) -> dict[str, float]:
-        """The drift limit of every feature of ``problem``."""
-        return {
-            name: self.feature_thresholds.get(
-                name,
-                self.categorical_threshold
-                if name in problem.categorical
-                else self.numeric_threshold,
+        for old in sorted(set(data) & set(MOVED_TO_MONITORING) if isinstance(data, dict) else ()):
+            raise ValueError(
+                f"{old} moved to the drift section of configs/monitoring.yaml "
+                f"({MOVED_TO_MONITORING[old]}): levels 3 and 4 share one drift verdict"
             )
-            for name in problem.features
-        }
+        return data
 
 
 class Training(StrictModel):

@@ -1,9 +1,10 @@
 """Monitoring results the retraining decision reads: drift per feature and the watched metric
 (``triggers.metric``: the task's primary one unless set) on labelled traffic.
 
-The numbers are level 3's monitoring check (``monitoring.flow.check_window``: Evidently drift
-scores, the task's metrics, the ``monitoring_metrics`` table); this module applies the
-retraining policy's thresholds to them and keeps a result per run in
+The numbers and the drift verdict are level 3's monitoring check (``monitoring.flow.check_window``:
+drift per feature against its size-calibrated threshold, the task's metrics, the
+``monitoring_metrics`` table): one drift verdict at both levels. This module adds the retraining
+policy's view (the drifted share that triggers, the watched metric) and keeps a result per run in
 ``.mlops/automation/monitoring.jsonl``, whose
 latest entry the retraining check reads.
 """
@@ -48,6 +49,9 @@ class MonitoringResult:
     score: float | None  # the champion's on the labelled rows (None without labels)
     validation_score: float | None  # the champion's on its own validation data
     report: str | None = None  # HTML report, when one was written
+    #: Level 3's calibrated threshold per feature, and the drifted share that triggers.
+    drift_thresholds: dict[str, float] = field(default_factory=dict)
+    required_share: float = 0.5
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -96,9 +100,8 @@ def summarize(
     times in ``covers``)."""
     if check.drift is None:
         raise ValueError(f"no drift verdict: {'; '.join(check.alerts)}")
-    scores = check.drift.scores
-    limits = triggers.thresholds()
-    drifted = [name for name, limit in limits.items() if scores[name] > limit]
+    drift = check.drift
+    drifted = [name for name, flag in drift.drifted.items() if flag]
     metric = triggers.metric_name()
     score, labelled = champion_score(traffic, champion_version, metric)
     return MonitoringResult(
@@ -111,16 +114,18 @@ def summarize(
         champion_version=champion_version,
         rows=check.rows,
         labelled_rows=labelled,
-        feature_drift={name: round(value, 4) for name, value in scores.items()},
+        feature_drift={name: round(value, 4) for name, value in drift.scores.items()},
         drifted_features=drifted,
-        drift_share=len(drifted) / len(limits),
+        drift_share=drift.share,
+        drift_thresholds={name: round(value, 4) for name, value in drift.thresholds.items()},
+        required_share=triggers.drift_share or drift.required_share,
         metric=metric,
         score=score,
         validation_score=validation_score,
         report=None if check.report is None else str(check.report),
         extra={
             "monitoring_run_id": check.run_id,
-            "prediction_drift_score": round(check.drift.prediction_score, 4),
+            "prediction_drift_score": round(drift.prediction_score, 4),
         },
     )
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..model import METRICS
 from ..problem import PROBLEM, Problem
@@ -57,9 +57,12 @@ class ReferenceConfig(Selection):
 class DriftConfig(StrictModel):
     """Evidently drift distances and when to trust them.
 
-    A feature drifts when its distance reaches its threshold. Small samples differ by chance:
-    each threshold is raised to the largest distance that ``calibration_rounds`` random samples
-    of the window's size drawn from the reference itself reach (0 rounds: thresholds as set).
+    A column drifts when its distance reaches its threshold. Small samples differ by chance:
+    each threshold is raised to the distance that random samples of the window's size drawn
+    from the reference itself (``calibration_rounds`` of them) pass no more often than each
+    check's ``false_alarm_rate`` per window of undrifted traffic allows (0 rounds: thresholds as
+    set, no stated rate). ``feature_thresholds``: a feature's own threshold, instead of its
+    kind's.
     """
 
     min_rows: int = Field(default=100, ge=10)
@@ -68,10 +71,23 @@ class DriftConfig(StrictModel):
     categorical_threshold: float = Field(default=0.1, gt=0)
     numerical_method: DistanceMethod = "wasserstein"
     numerical_threshold: float = Field(default=0.1, gt=0)
+    feature_thresholds: dict[str, float] = Field(default_factory=dict)
     prediction_method: DistanceMethod = "wasserstein"
     prediction_threshold: float = Field(default=0.1, gt=0)
-    calibration_rounds: int = Field(default=20, ge=0, le=500)
+    false_alarm_rate: float = Field(default=0.05, gt=0, lt=1)
+    calibration_rounds: int = Field(default=200, ge=0, le=2000)
     sample_rows: int = Field(default=50_000, ge=100)
+
+    @field_validator("feature_thresholds")
+    @classmethod
+    def _known_features(cls, limits: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(limits) - set(PROBLEM.features))
+        if unknown:
+            raise ValueError(f"unknown feature(s) {unknown}, expected some of {PROBLEM.features}")
+        bad = {name: value for name, value in limits.items() if value <= 0}
+        if bad:
+            raise ValueError(f"thresholds must be positive, got {bad}")
+        return limits
 
 
 class ChecksConfig(MetricChoice):

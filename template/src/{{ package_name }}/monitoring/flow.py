@@ -31,7 +31,7 @@ from .checks import (
 )
 from .config import DEFAULT_CONFIG, UNIT_METRICS, MonitoringConfig, load_config
 from .data import CHECK_COLUMNS, PREDICTION, load_reference, read_window, with_predictions
-from .drift import DriftResult, drift_report, save_html, summarize
+from .drift import DriftResult, drift_report, measure, save_html
 from .store import write_metrics
 
 Metrics = dict[tuple[str, str | None], float]
@@ -148,6 +148,8 @@ def _metrics(
         values[("dataset_drift", None)] = float(drift.dataset_drift)
         values[("prediction_drift_score", None)] = drift.prediction_score
         values[("prediction_drift", None)] = float(drift.prediction_drift)
+        bounds = drift.false_alarm_bounds.items()
+        values.update({(f"false_alarm_bound.{check}", None): b for check, b in bounds})
         values.update({(f"drift_score.{name}", None): s for name, s in drift.scores.items()})
         if len(drift.prediction_scores) > 1:
             outputs = drift.prediction_scores.items()
@@ -186,9 +188,9 @@ def check_window(
     current = window.dropna(subset=[PREDICTION])
     drift, written = None, None
     if min(len(current), len(reference)) >= config.drift.min_rows:
-        snapshot = drift_report(reference, current, config.drift, problem)
-        drift = summarize(snapshot, config.drift, problem)
-        if report is not None:
+        drift = measure(reference, current, config.drift, problem)
+        if report is not None:  # the same distances and thresholds, for people to read
+            snapshot = drift_report(reference, current, config.drift, problem, drift.limits)
             written = save_html(snapshot, report)
     values = _metrics(len(window), drift, missing, metrics, clipped, shares)
     write_metrics(engine, run_id, span, values)
