@@ -49,8 +49,11 @@ class Trips(pa.DataFrameModel):
     DOLocationID: Series[int] = pa.Field(
         ge=1, le=265, description="TLC drop-off zone", metadata={"role": "categorical"}
     )
+    # What is plausible for a metered trip of at most an hour: real months also hold negative
+    # and 250,000-mile distances, which break the contract (the model's pipeline holds the rare
+    # extreme value it lets through to the training data's range).
     trip_distance: Series[float] = pa.Field(
-        ge=0, description="Trip distance", metadata={"role": "numeric", "unit": "miles"}
+        ge=0, le=100, description="Trip distance", metadata={"role": "numeric", "unit": "miles"}
     )
     # The target's bounds are its plausible range: rows outside it are left out of training,
     # predictions are held to it and ground truth outside it is refused.

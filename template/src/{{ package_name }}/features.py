@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
@@ -20,6 +21,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .problem import PROBLEM, Problem
 
@@ -54,9 +56,42 @@ def default_params(family: str, problem: Problem = PROBLEM) -> dict[str, Any]:
     return dict(_DEFAULT_PARAMS[family][problem.is_classifier])
 
 
+#: A linear model's numbers are held to these quantiles of the training data.
+CLIP_QUANTILES = (0.001, 0.999)
+
+
+class QuantileClipper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """Hold each number to the ``lower`` and ``upper`` quantiles it had in training.
+
+    A rare extreme value the contract lets through (a 250,000-mile trip) would otherwise pull a
+    linear model's slope towards itself in training, and its prediction off the scale in use.
+    Missing values stay missing.
+    """
+
+    def __init__(self, lower: float = CLIP_QUANTILES[0], upper: float = CLIP_QUANTILES[1]):
+        self.lower = lower
+        self.upper = upper
+
+    def fit(self, X: Any, y: Any = None) -> QuantileClipper:
+        values = validate_data(self, X, dtype="float64", ensure_all_finite="allow-nan")
+        if not 0 <= self.lower < self.upper <= 1:
+            raise ValueError(
+                f"quantiles must satisfy 0 <= lower < upper <= 1, got {self.lower}, {self.upper}"
+            )
+        self.low_ = np.nanquantile(values, self.lower, axis=0)
+        self.high_ = np.nanquantile(values, self.upper, axis=0)
+        return self
+
+    def transform(self, X: Any) -> Any:
+        check_is_fitted(self)
+        values = validate_data(self, X, dtype="float64", ensure_all_finite="allow-nan", reset=False)
+        return np.clip(values, self.low_, self.high_)
+
+
 def _one_hot(problem: Problem) -> ColumnTransformer:
-    """Linear models: one-hot categories (unseen ones ignored), imputed and scaled numbers."""
-    numbers = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    """Linear models: one-hot categories (unseen ones ignored); numbers imputed, held to their
+    training quantiles (``QuantileClipper``) and scaled."""
+    numbers = make_pipeline(SimpleImputer(strategy="median"), QuantileClipper(), StandardScaler())
     return ColumnTransformer(
         [
             ("categories", OneHotEncoder(handle_unknown="ignore"), problem.categorical),

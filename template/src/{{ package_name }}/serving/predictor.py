@@ -2,8 +2,9 @@
 
 A ``linear`` pipeline (``features.build_pipeline``) predicts a sum: the intercept, one weight
 per category of each categorical feature (one-hot; unseen categories add nothing) and, per
-numeric feature, a slope times the imputed, scaled value. :class:`LinearPredictor` reads those
-numbers from the fitted pipeline once and adds them up per row, without a DataFrame. A linear
+numeric feature, a slope times the imputed value, held to its training quantiles and scaled.
+:class:`LinearPredictor` reads those numbers from the fitted pipeline once and adds them up per
+row, without a DataFrame. A linear
 classifier (logistic regression) is one such sum per class (one for binary), turned into class
 probabilities by the logistic or softmax function: :class:`LinearClassifier`. A shortcut is
 used only if it gives the pipeline's predictions (a classifier's probabilities) on rows drawn
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -27,6 +29,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from ..features import QuantileClipper
 from ..predict import class_probabilities
 from ..problem import PROBLEM, Problem, is_missing
 from ..sampledata import sample_frame
@@ -36,8 +39,9 @@ log = logging.getLogger(__name__)
 Row = tuple[Any, ...]
 #: Per categorical feature: its index in a row, weight per category, weight of a missing value.
 CategoryTerm = tuple[int, dict[Any, float], float]
-#: Per numeric feature: its index in a row, value for a missing one, mean, scale and slope.
-NumberTerm = tuple[int, float, float, float, float]
+#: Per numeric feature: its index in a row, value for a missing one, the bounds it is held to,
+#: mean, scale and slope.
+NumberTerm = tuple[int, float, float, float, float, float, float]
 CHECK_ROWS = 200
 RELATIVE_TOLERANCE = 1e-9
 
@@ -107,9 +111,11 @@ class LinearPredictor:
         for index, weights, missing in self.categories:
             value = row[index]
             total += missing if is_missing(value) else weights.get(value, 0.0)
-        for index, fill, mean, scale, slope in self.numbers:
+        for index, fill, low, high, mean, scale, slope in self.numbers:
             value = row[index]
-            total += ((fill if is_missing(value) else value) - mean) / scale * slope
+            value = fill if is_missing(value) else value
+            value = low if value < low else high if value > high else value
+            total += (value - mean) / scale * slope
         return total + self.intercept
 
     def predict_rows(self, rows: Sequence[Row]) -> list[Any]:
@@ -196,24 +202,37 @@ def _category_terms(
     return terms, offset
 
 
-def _number_steps(transformer: object) -> tuple[np.ndarray | None, StandardScaler | None] | None:
-    """The imputer's fill values and the scaler of a numeric transformer (None: unsupported)."""
+@dataclass
+class NumberSteps:
+    """What a numeric transformer does, in order: fill missing values, hold values to bounds
+    (a ``QuantileClipper``), scale."""
+
+    fill: np.ndarray | None = None
+    clipper: QuantileClipper | None = None
+    scaler: StandardScaler | None = None
+
+
+def _number_steps(transformer: object) -> NumberSteps | None:
+    """The steps of a numeric transformer, in that order (None: another layout)."""
     steps = (
         list(transformer.named_steps.values())
         if isinstance(transformer, Pipeline)
         else [transformer]
     )
-    fill, scaler = None, None
+    found = NumberSteps()
     for step in steps:
-        if isinstance(step, SimpleImputer) and fill is None and scaler is None:
+        later = found.clipper is not None or found.scaler is not None
+        if isinstance(step, SimpleImputer) and found.fill is None and not later:
             if step.add_indicator or not is_missing(step.missing_values):
                 return None
-            fill = np.asarray(step.statistics_, dtype="float64")
-        elif isinstance(step, StandardScaler) and scaler is None:
-            scaler = step
+            found.fill = np.asarray(step.statistics_, dtype="float64")
+        elif type(step) is QuantileClipper and found.clipper is None and found.scaler is None:
+            found.clipper = step
+        elif isinstance(step, StandardScaler) and found.scaler is None:
+            found.scaler = step
         elif step != "passthrough":
             return None
-    return fill, scaler
+    return found
 
 
 def _number_terms(
@@ -222,15 +241,25 @@ def _number_terms(
     found = _number_steps(transformer)
     if found is None:
         return None
-    fill, scaler = found
     n = len(indexes)
+    scaler, clipper = found.scaler, found.clipper
     means = scaler.mean_ if scaler is not None and scaler.with_mean else np.zeros(n)
     scales = scaler.scale_ if scaler is not None and scaler.with_std else np.ones(n)
-    fills = fill if fill is not None else np.full(n, np.nan)
+    fills = found.fill if found.fill is not None else np.full(n, np.nan)
+    lows = clipper.low_ if clipper is not None else np.full(n, -np.inf)
+    highs = clipper.high_ if clipper is not None else np.full(n, np.inf)
     if len(fills) != n:  # the imputer dropped a column that was empty in training
         return None
     terms = [
-        (index, float(fills[i]), float(means[i]), float(scales[i]), float(coef[offset + i]))
+        (
+            index,
+            float(fills[i]),
+            float(lows[i]),
+            float(highs[i]),
+            float(means[i]),
+            float(scales[i]),
+            float(coef[offset + i]),
+        )
         for i, index in enumerate(indexes)
     ]
     return terms, offset + n
@@ -304,7 +333,8 @@ def linear_predictor(
 
 
 def check_rows(problem: Problem = PROBLEM, n_rows: int = CHECK_ROWS) -> list[Row]:
-    """Rows drawn from the contract, plus unseen categories and missing values where allowed."""
+    """Rows drawn from the contract, plus unseen categories, missing values where allowed and
+    numbers at their declared bounds."""
     frame = problem.feature_frame(sample_frame(n_rows, seed=7, problem=problem))
     rows: list[Row] = [tuple(row) for row in frame.astype(object).itertuples(index=False)]
     first = list(rows[0])
@@ -315,6 +345,10 @@ def check_rows(problem: Problem = PROBLEM, n_rows: int = CHECK_ROWS) -> list[Row
                 rows.append((*first[:index], unseen, *first[index + 1 :]))
         if column.nullable:
             rows.append((*first[:index], None, *first[index + 1 :]))
+        if column.role == "numeric":  # beyond the training quantiles a number is clipped
+            for bound in (column.minimum, column.maximum):
+                if bound is not None and math.isfinite(bound):
+                    rows.append((*first[:index], bound, *first[index + 1 :]))
     return [tuple(_python(value) for value in row) for row in rows]
 
 
