@@ -121,15 +121,26 @@ def _train(args: argparse.Namespace) -> None:
     from .datasets import load, split
     from .model import evaluate, save_model, train
 
-    frame, lineage = load(args.data)
+    limit = args.max_rejected_share
+    frame, lineage = load(args.data, max_rejected_share=limit)
+    sides = {"train": lineage.as_dict()}
     if args.validation is not None:
-        train_df, validation_df = frame, load(args.validation)[0]
+        validation_df, validation_lineage = load(args.validation, max_rejected_share=limit)
+        train_df, sides["validation"] = frame, validation_lineage.as_dict()
     else:
         train_df, validation_df = split(frame, args.validation_fraction, args.seed)
+        validation_lineage = None
+        sides["validation"] = {"split_from": "train", "fraction": args.validation_fraction}
+    sides["train"]["rows"], sides["validation"]["rows"] = len(train_df), len(validation_df)
+    for name, side in (("training", lineage), ("validation", validation_lineage)):
+        for line in side.rejects.summary_lines(f"{name} data {side.location}") if side else []:
+            print(line)
     model = train(train_df, family=args.family, params=args.params)
     metrics = evaluate(model, validation_df)
     path = save_model(model, args.model_path)
-    record = {"family": args.family, "metrics": metrics, "data": lineage.as_dict()}
+    kinds = {lineage.kind, validation_lineage.kind if validation_lineage else lineage.kind}
+    data = {"kind": "generated" if "generated" in kinds else "file", **sides}
+    record = {"family": args.family, "metrics": metrics, "data": data}
     path.with_suffix(".json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     print(
         f"trained {args.family} on {len(train_df)} rows, validated on {len(validation_df)} "
@@ -153,19 +164,42 @@ def write_frame(frame: Any, output: Path) -> None:
         frame.to_parquet(output, index=False)
 
 
-def with_predictions(model: Any, frame: Any, source: str) -> tuple[Any, int]:
+def with_predictions(
+    model: Any, frame: Any, source: str, max_rejected_share: float | None = None
+) -> tuple[Any, int, Any]:
     """``frame`` with ``predicted_<target>`` (a classifier's also with one probability column
-    per class), and how many predictions were held to the target's range."""
+    per class) and ``rejected_because``; how many predictions were held to the target's range;
+    and the rows set aside (``quality.Rejects``, written to a rejects file).
+
+    Every input row stays in its place: a row that breaks the contract gets no prediction and
+    its reason. Past ``max_rejected_share`` set aside, nothing is predicted (an error says why).
+    """
     import pandas as pd
 
     from .predict import predict_proba_frame, predict_with_count, predicted_column
     from .problem import PROBLEM
+    from .quality import mark, rejects_path, screen
 
+    kept, rejects = screen(frame, source)
+    rejects = rejects.settle(source, rejects_path(source, "inputs"), max_rejected_share)
+    frame = frame.reset_index(drop=True)
     if PROBLEM.is_classifier:
-        predicted = predict_proba_frame(model, frame, source=source)
-        return pd.concat([frame.reset_index(drop=True), predicted], axis=1), 0
-    predictions, clipped = predict_with_count(model, frame, source=source)
-    return frame.assign(**{predicted_column(): predictions}), clipped
+        predicted = predict_proba_frame(model, kept, source=source).set_axis(kept.index)
+        clipped = 0
+    else:
+        values, clipped = predict_with_count(model, kept, source=source)
+        predicted = pd.DataFrame({predicted_column(): values}, index=kept.index)
+    reasons = mark(frame, rejects, source)
+    out = pd.concat([frame, predicted.reindex(frame.index), reasons], axis=1)
+    return out, clipped, rejects
+
+
+def predictions_written(rows: int, rejects: Any, output: Path, clipped: int, of: str = "") -> str:
+    """``wrote 997 predictions for 1000 rows to ... (3 set aside, no prediction)``."""
+    notes = [f"{clipped} held to the target's range"] if clipped else []
+    notes += [f"{rejects.rejected} set aside, no prediction"] if rejects.rejected else []
+    note = f" ({'; '.join(notes)})" if notes else ""
+    return f"wrote {rows - rejects.rejected} predictions{of} for {rows} rows to {output}{note}"
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -174,10 +208,11 @@ def _predict(args: argparse.Namespace) -> None:
 
     model = load_model(args.model_path)
     frame, _ = read_file(args.input)
-    out, clipped = with_predictions(model, frame, str(args.input))
+    out, clipped, rejects = with_predictions(model, frame, str(args.input), args.max_rejected_share)
     write_frame(out, args.output)
-    note = f" ({clipped} held to the target's range)" if clipped else ""
-    print(f"wrote {len(out)} predictions to {args.output}{note}")
+    print(predictions_written(len(out), rejects, args.output, clipped))
+    for line in rejects.summary_lines(str(args.input)):
+        print(line)
 
 
 def _contract_draft(args: argparse.Namespace) -> None:
@@ -313,6 +348,7 @@ def _add_train(commands: Commands) -> None:
     fit.add_argument(
         "--model-path", type=Path, default=DEFAULT_MODEL_PATH, help="(default: %(default)s)"
     )
+    add_rejected_share(fit)
     fit.set_defaults(handler=_train)
 
 
@@ -331,7 +367,19 @@ def _add_predict(commands: Commands) -> None:
     score.add_argument(
         "--output", type=Path, default=Path("predictions.parquet"), help="(default: %(default)s)"
     )
+    add_rejected_share(score)
     score.set_defaults(handler=_predict)
+
+
+def add_rejected_share(parser: argparse.ArgumentParser) -> None:
+    """``--max-rejected-share``: how many bad rows a command may set aside before it fails."""
+    parser.add_argument(
+        "--max-rejected-share",
+        type=unit_interval,
+        default=None,
+        help="fail when more than this share of the rows break the contract (default: "
+        "MAX_REJECTED_SHARE in contract.py, else 0.1); the others are set aside",
+    )
 
 
 def _level_modules() -> list[Any]:

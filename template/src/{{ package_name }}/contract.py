@@ -27,6 +27,9 @@ from pandera.typing import Series
 NAME = "nyc-taxi-trip-duration"
 #: What the model predicts: "regression" here ("binary" and "multiclass" classify).
 TASK = "regression"
+#: The share of the rows a command reads that may break this contract before the command fails;
+#: below it, bad rows are set aside: counted, reported and written to reports/rejects/.
+MAX_REJECTED_SHARE = 0.10
 
 
 class Trips(pa.DataFrameModel):

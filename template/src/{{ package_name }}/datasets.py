@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .problem import PROBLEM, DataValidationError, Problem
+from .quality import Rejects, rejects_path, screen
 
 SUFFIXES = (".parquet", ".csv")
 #: Parquet metadata key that marks a file as generated (the value says by what).
@@ -132,6 +133,8 @@ class Lineage:
     rows: int = 0
     #: The window the rows were selected by, with fixed dates (a relative one anchored).
     selected: Window = field(default=Window())
+    #: The rows set aside (``quality.Rejects``); ``rows`` counts the rows kept.
+    rejects: Rejects = field(default_factory=Rejects)
 
     @property
     def generated(self) -> bool:
@@ -148,6 +151,7 @@ class Lineage:
             "kind": self.kind,
             "rows": self.rows,
             "files": [vars(f) for f in self.files],
+            **self.rejects.as_dict(),
         }
 
 
@@ -245,30 +249,55 @@ def load(
     *,
     labelled: bool = True,
     problem: Problem = PROBLEM,
+    max_rejected_share: float | None = None,
 ) -> tuple[pd.DataFrame, Lineage]:
     """Read, validate (and label) every file of ``location`` within ``window``.
 
-    Each file is validated on its own, so an error names the file that breaks the contract.
+    Rows that break the contract are set aside (``quality.screen``): counted in the lineage,
+    written to a rejects file, and refused only past ``max_rejected_share`` (default: the
+    contract's ``MAX_REJECTED_SHARE``). A file that is not the contract's table is refused whole.
     """
     window = window or Window()
-    per_file = Window(window.start, window.end)  # days: anchored on all files' rows below
-    frames, records = [], []
-    for path in resolve(location):
-        raw, record = read_file(path)
-        valid = problem.validate(raw, path, labelled=labelled)
-        selected = per_file.select(valid, problem.event_time)
-        if labelled and len(selected):
-            selected = problem.label(selected, path)
-        frames.append(selected)
-        records.append(record)
+    files = [read_file(path) for path in resolve(location)]
+    if window.relative:  # anchored to the latest event time of the rows that pass the checks
+        window = _anchored(window, files, labelled, problem, str(location))
+    frames, rejects = [], []
+    for raw, record in files:
+        kept, found = screen(raw, record.path, labelled=labelled, problem=problem, window=window)
+        frames.append(kept)
+        rejects.append(found)
+    bounded = window.start is not None or window.end is not None
+    settled = Rejects.total(rejects).settle(
+        f"{location}{f' {window}' if bounded else ''}",
+        rejects_path(str(location), str(window) if bounded else ""),
+        max_rejected_share,
+    )
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if window.relative and not frame.empty:
-        window = anchor(window, frame, problem)
-        frame = window.select(frame, problem.event_time).reset_index(drop=True)
     if frame.empty:
         raise DataValidationError(f"{location}: no rows in window {window}")
-    lineage = Lineage(str(location), str(window), tuple(records), len(frame), window)
+    records = tuple(record for _, record in files)
+    lineage = Lineage(str(location), str(window), records, len(frame), window, settled)
     return frame, lineage
+
+
+def _anchored(
+    window: Window,
+    files: list[tuple[pd.DataFrame, FileRecord]],
+    labelled: bool,
+    problem: Problem,
+    location: str,
+) -> Window:
+    """``window`` anchored to the latest event time of the files' rows that pass the checks
+    (a bad row's absurd date never moves it)."""
+    bounds = Window(window.start, window.end)
+    kept = [
+        screen(raw, record.path, labelled=labelled, problem=problem, window=bounds)[0]
+        for raw, record in files
+    ]
+    frame = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame()
+    if frame.empty:
+        raise DataValidationError(f"{location}: no rows in window {window}")
+    return anchor(window, frame, problem)
 
 
 def anchor(window: Window, frame: pd.DataFrame, problem: Problem = PROBLEM) -> Window:

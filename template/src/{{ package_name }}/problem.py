@@ -325,7 +325,7 @@ class Problem:
                     f"{column.kind}s: {int(booleans.sum())} value(s), first {bool(first)!r}"
                 )
 
-    def _input_schema(self, labelled: bool) -> pa.DataFrameSchema:
+    def input_schema(self, labelled: bool) -> pa.DataFrameSchema:
         """The contract without the target's range. Required: the features, and for labelled
         data the event time; identifiers and columns without a role only when present."""
         needed = ("categorical", "numeric", *(("event_time",) if labelled else ()))
@@ -352,7 +352,7 @@ class Problem:
         frame = self.normalize(frame)
         self.refuse_booleans(frame, source)
         try:
-            return self._input_schema(labelled).validate(frame, lazy=True)
+            return self.input_schema(labelled).validate(frame, lazy=True)
         except SchemaErrors as errors:
             raise DataValidationError(describe_failures(errors, source)) from None
 
@@ -361,7 +361,27 @@ class Problem:
 
         Rows outside the target's declared range, for a classifier rows whose label is not a
         declared class (or without a target) are left out; none left is an error naming them.
+        ``quality.screen`` sets them aside as rejects, counted; this drops them.
         """
+        labelled, keep, _ = self.plausible_target(frame, source)
+        if not keep.any():
+            raise DataValidationError(f"{source}: no row has a {self.target.name} {self.wanted}")
+        return labelled[keep].reset_index(drop=True)
+
+    @property
+    def wanted(self) -> str:
+        """What a plausible target is, in words (messages)."""
+        if self.is_classifier:
+            return f"in the declared classes {list(self.classes)}"
+        low, high = self.target_range
+        unit = f" {self.target.unit}" if self.target.unit else ""
+        return f"within {low:g}..{high:g}{unit}"
+
+    def plausible_target(
+        self, frame: pd.DataFrame, source: str = "data"
+    ) -> tuple[pd.DataFrame, pd.Series, str]:
+        """``frame`` with its target as the contract's type (derived if the data lacks it),
+        which rows have a plausible one, and the check the others fail."""
         name = self.target.name
         if name not in frame.columns:
             if self.derive_target is None:
@@ -374,16 +394,13 @@ class Problem:
                 ) from None
         if self.is_classifier:
             values, keep = self.class_labels(frame[name])
-            wanted = f"in the declared classes {list(self.classes)}"
+            check = f"isin({list(self.classes)})"
         else:
             values = pd.to_numeric(frame[name], errors="coerce").astype("float64")
             low, high = self.target_range
             keep = values.between(low, high)
-            unit = f" {self.target.unit}" if self.target.unit else ""
-            wanted = f"within {low:g}..{high:g}{unit}"
-        if not keep.any():
-            raise DataValidationError(f"{source}: no row has a {name} {wanted}")
-        return frame.assign(**{name: values})[keep].reset_index(drop=True)
+            check = f"in_range({low:g}, {high:g})"
+        return frame.assign(**{name: values}), keep, check
 
     def class_labels(self, labels: pd.Series) -> tuple[pd.Series, pd.Series]:
         """Labels as the declared classes' type, and which of them are declared classes.
@@ -446,9 +463,20 @@ def describe_failures(errors: SchemaErrors, source: str) -> str:
         failing = group[group["check"].astype(str) == check]
         parts.append(
             f"column {column!r} fails {'not null' if check == 'not_nullable' else check}: "
-            f"{len(failing)} value(s), first {failing['failure_case'].iloc[0]!r}"
+            f"{len(failing)} value(s), first {plain(failing['failure_case'].iloc[0])!r}"
         )
     return f"{source}: " + "; ".join(parts)
+
+
+def plain(value: Any) -> Any:
+    """A value as Python shows it: ``-1.5``, not ``np.float64(-1.5)``; missing is None."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    try:
+        missing = bool(pd.isna(value))
+    except (TypeError, ValueError):  # a list or an array: not one missing value
+        missing = False
+    return None if missing else value
 
 
 def build_problem(

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..cli import add_rejected_share
+
 COMMANDS = ("train", "predict")
 #: ``config.DEFAULT_CONFIG``, not imported from there: that module imports pandas and sklearn.
 DEFAULT_CONFIG = Path("configs/training.yaml")
@@ -95,7 +97,7 @@ def predict(args: argparse.Namespace) -> int:
     from . import environment
 
     environment.set_offline_defaults()
-    from ..cli import with_predictions, write_frame
+    from ..cli import predictions_written, with_predictions, write_frame
     from ..datasets import read_file
     from .registry import ModelNotFoundError, check_task
     from .tracking import configure_tracking
@@ -108,13 +110,14 @@ def predict(args: argparse.Namespace) -> int:
     except ModelNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out, clipped = with_predictions(model, frame, str(args.input))
+    out, clipped, rejects = with_predictions(model, frame, str(args.input), args.max_rejected_share)
     write_frame(out, args.output)
     which = f"{args.alias!r} (version {version})"
     if args.model_version is not None:
         which = f"version {version}"
-    note = f" ({clipped} held to the target's range)" if clipped else ""
-    print(f"wrote {len(out)} predictions of {which} to {args.output}{note}")
+    print(predictions_written(len(out), rejects, args.output, clipped, f" of {which}"))
+    for line in rejects.summary_lines(str(args.input)):
+        print(line)
     return 0
 
 
@@ -154,4 +157,5 @@ def register(commands: Any) -> None:
     which.add_argument(
         "--version", dest="model_version", type=_positive_int, help="registry version number"
     )
+    add_rejected_share(score)
     score.set_defaults(handler=predict)

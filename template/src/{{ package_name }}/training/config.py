@@ -92,6 +92,9 @@ class DataConfig(StrictModel):
     validation: Selection | None = None
     validation_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
     seed: int = 42
+    #: Fail when more than this share of the rows read break the contract (the others are set
+    #: aside, counted and recorded); null: ``MAX_REJECTED_SHARE`` of contract.py (else 0.1).
+    max_rejected_share: float | None = Field(default=None, ge=0.0, le=1.0)
 
     def training_selection(
         self, validation_start: datetime | None, shares_files: bool = False

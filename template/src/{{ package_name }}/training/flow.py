@@ -9,6 +9,7 @@ MLflow calls name their run explicitly, so tasks may run in any thread. Entry po
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import warnings
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from ..datasets import Lineage
 from ..features import build_pipeline
 from ..model import evaluate, scores
 from ..problem import PROBLEM, Problem
+from ..quality import Rejects
 from . import environment, plots, registry, tracking
 from .config import DataConfig, TrainingConfig
 from .search import best_trial, sample_trials
@@ -109,6 +111,32 @@ class TrainingData:
             "data.sha256": self.sha256,
         }
 
+    def rejects(self) -> dict[str, Rejects]:
+        """The rows set aside by side (``train``; ``validation`` when read on its own)."""
+        sides = {"train": self.train_lineage.rejects}
+        if self.validation_lineage is not None:
+            sides["validation"] = self.validation_lineage.rejects
+        return sides
+
+    def rejects_metrics(self) -> dict[str, float]:
+        """Rows read and set aside per side, and per check (``data.train.rejected.<check>``)."""
+        metrics: dict[str, float] = {}
+        for side, rejects in self.rejects().items():
+            metrics[f"data.{side}.rows_read"] = float(rejects.rows)
+            metrics[f"data.{side}.rows_rejected"] = float(rejects.rejected)
+            for check, count in rejects.by_check().items():
+                name = re.sub(r"[^A-Za-z0-9_.-]+", "_", check).strip("_")
+                metrics[f"data.{side}.rejected.{name}"] = float(count)
+        return metrics
+
+    def summary_lines(self) -> list[str]:
+        """What was set aside, for the command's output."""
+        return [
+            line
+            for side, rejects in self.rejects().items()
+            for line in rejects.summary_lines(f"{side} data")
+        ]
+
     def tags(self) -> dict[str, str]:
         """Run tags, searchable in the MLflow UI (``tags.data.kind = 'generated'``)."""
         return {
@@ -174,10 +202,14 @@ def load_data(data: DataConfig, problem: Problem = PROBLEM) -> TrainingData:
     rows' source ends where they start. Missing files are an error naming them; bad rows stop
     the run here, before anything is logged or registered.
     """
+    limit = data.max_rejected_share
     validation_lineage = None
     if data.validation is not None:
         validation, validation_lineage = datasets.load(
-            data.validation.location(data.source), data.validation.window(), problem=problem
+            data.validation.location(data.source),
+            data.validation.window(),
+            problem=problem,
+            max_rejected_share=limit,
         )
     start = None if validation_lineage is None else validation_lineage.selected.start
     if validation_lineage is not None and start is None and problem.event_time is not None:
@@ -190,7 +222,10 @@ def load_data(data: DataConfig, problem: Problem = PROBLEM) -> TrainingData:
         None if start is None else start.to_pydatetime(), shares_files=shared
     )
     train, train_lineage = datasets.load(
-        selection.location(data.source), selection.window(), problem=problem
+        selection.location(data.source),
+        selection.window(),
+        problem=problem,
+        max_rejected_share=limit,
     )
     if validation_lineage is None:
         train, validation = datasets.split(train, data.validation_fraction, data.seed, problem)
@@ -361,6 +396,14 @@ def _log_datasets(data: TrainingData, problem: Problem) -> None:
         mlflow.log_input(dataset, context=context)
 
 
+def _log_rejects(data: TrainingData) -> None:
+    """Counts of the rows set aside as metrics; their files under ``data/rejects/``."""
+    mlflow.log_metrics(data.rejects_metrics())
+    for rejects in data.rejects().values():
+        if rejects.path is not None:
+            mlflow.log_artifact(str(rejects.path), "data/rejects")
+
+
 @task(name="log run", cache_policy=NO_CACHE)
 def log_run(
     run_id: str,
@@ -386,6 +429,7 @@ def log_run(
         )
         mlflow.log_metrics(metrics)
         mlflow.log_dict(data.as_dict(), "data/lineage.json")
+        _log_rejects(data)
         mlflow.log_dict(pinned(config, data).model_dump(mode="json"), "config/training.json")
         _log_datasets(data, problem)
         _log_plots(model, data, problem)
@@ -435,6 +479,8 @@ def training_flow(
     tracking.configure_tracking()
     # bad data stops here: nothing is logged or registered
     data = load_data(config.data, problem)
+    for line in data.summary_lines():
+        print(line)
     run_id = _start_run(config, data, problem)
     client = MlflowClient()
     try:
