@@ -205,10 +205,11 @@ def _validate(
     return valid, pd.concat([_table([]), *failures], ignore_index=True)
 
 
-def _target_failures(
-    frame: pd.DataFrame, source: str, problem: Problem
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The rows with a plausible target (labelled), and the failures of the others."""
+def target_rejects(
+    frame: pd.DataFrame, source: str, problem: Problem = PROBLEM
+) -> tuple[pd.DataFrame, Rejects]:
+    """The rows of ``frame`` with a plausible target (as the contract's type), and the others
+    set aside: a missing target, one outside its range, a label that is not a class."""
     labelled, keep, check = problem.plausible_target(frame, source)
     name = problem.target.name
     raw = (frame[name] if name in frame.columns else labelled[name])[~keep]
@@ -222,10 +223,12 @@ def _target_failures(
         }
         for row, value in zip(raw.index.tolist(), raw.tolist(), strict=True)
     ]
-    return labelled[keep], _table(records)
+    return labelled[keep], Rejects(len(frame), _table(records))
 
 
-def _in_window(frame: pd.DataFrame, window: Window | None, problem: Problem) -> pd.DataFrame:
+def in_window(
+    frame: pd.DataFrame, window: Window | None, problem: Problem = PROBLEM
+) -> pd.DataFrame:
     """The rows in ``window``, by their event time read leniently: a row whose event time
     cannot be read stays (the checks then set it aside, in every window)."""
     if window is None or (window.start is None and window.end is None):
@@ -249,25 +252,27 @@ def screen(
     labelled: bool = False,
     problem: Problem = PROBLEM,
     window: Window | None = None,
-    first_row: int = 0,
+    first_row: int | None = 0,
 ) -> tuple[pd.DataFrame, Rejects]:
     """Split ``frame`` into the rows that meet the contract and the rows set aside.
 
     The kept rows have contract dtypes (labelled data: a plausible target, derived if the
-    data lacks it) and keep their index: a row's position in ``frame`` plus ``first_row``,
-    which is also its ``row`` in the rejects. ``window`` selects rows by event time first.
+    data lacks it) and keep their index: a row's position in ``frame`` plus ``first_row``
+    (None: ``frame``'s own index), which is also its ``row`` in the rejects. ``window`` selects
+    rows by event time first.
     """
     if frame.empty:
         raise DataValidationError(f"{source}: no rows")
     frame = problem.normalize(frame)
-    frame = frame.set_axis(pd.RangeIndex(first_row, first_row + len(frame)))
-    frame = _in_window(frame, window, problem)
+    if first_row is not None:  # else the frame's index holds the rows' positions already
+        frame = frame.set_axis(pd.RangeIndex(first_row, first_row + len(frame)))
+    frame = in_window(frame, window, problem)
     if frame.empty:
         return frame, Rejects()
     kept, failures = _validate(frame, source, labelled, problem)
     if labelled and len(kept):
-        kept, target_failures = _target_failures(kept, source, problem)
-        failures = pd.concat([failures, target_failures], ignore_index=True)
+        kept, implausible = target_rejects(kept, source, problem)
+        failures = pd.concat([failures, implausible.table], ignore_index=True)
     failures = failures.sort_values("row", kind="stable", ignore_index=True)
     return kept, Rejects(len(frame), failures)
 

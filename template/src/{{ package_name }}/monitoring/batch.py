@@ -10,19 +10,23 @@ the predicted class and one ``probability_<class>`` column per declared class.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import flow
 from sklearn.pipeline import Pipeline
 
-from ..datasets import ARROW_THREADS, Window, load, read_file, resolve
+from ..datasets import ARROW_THREADS, Window, read_file, resolve
 from ..predict import class_probabilities, predicted_column, probability_column
 from ..problem import PROBLEM, DataValidationError, Problem
+from ..quality import REJECTED_COLUMN, Rejects, in_window, mark, rejects_path, screen
 from ..training.registry import CHAMPION, load_model_by_alias
 from ..training.tracking import configure_tracking
 
@@ -37,11 +41,13 @@ class ScoringResult:
     rows: int
     model_version: int
     clipped: int = 0
+    #: The rows set aside (no prediction, their reason in ``rejected_because``).
+    rejects: Rejects = field(default_factory=Rejects)
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """Rows to score and the file (or window) they came from, for error messages."""
+    """Rows to score (indexed by their position in their file) and the file they came from."""
 
     frame: pd.DataFrame
     source: str
@@ -64,15 +70,19 @@ def _parquet_file(path: str) -> pq.ParquetFile:
 
 def _stream(path: str, chunk_rows: int) -> Iterator[Chunk]:
     file = _parquet_file(path)
+    first = 0
     with file:
         for batch in file.iter_batches(batch_size=chunk_rows, use_threads=ARROW_THREADS):
-            yield Chunk(batch.to_pandas(use_threads=ARROW_THREADS), path)
+            frame = batch.to_pandas(use_threads=ARROW_THREADS)
+            yield Chunk(frame.set_axis(pd.RangeIndex(first, first + len(frame))), path)
+            first += len(frame)
 
 
-def _whole(path: str, chunk_rows: int) -> Iterator[Chunk]:
+def _whole(path: str, chunk_rows: int, window: Window | None = None) -> Iterator[Chunk]:
     frame, _ = read_file(path)
+    frame = in_window(PROBLEM.normalize(frame), window)
     for start in range(0, len(frame), chunk_rows):
-        yield Chunk(frame.iloc[start : start + chunk_rows].reset_index(drop=True), path)
+        yield Chunk(frame.iloc[start : start + chunk_rows], path)
 
 
 def iter_chunks(
@@ -85,14 +95,7 @@ def iter_chunks(
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     if window is not None and (window.start is not None or window.end is not None):
-        frame, _ = load(location, window, labelled=False)
-        name = f"{location} {window}"
-        return iter(
-            [
-                Chunk(frame.iloc[i : i + chunk_rows].reset_index(drop=True), name)
-                for i in range(0, len(frame), chunk_rows)
-            ]
-        )
+        return (chunk for path in resolve(location) for chunk in _whole(path, chunk_rows, window))
     files = resolve(location)
     for path in files:
         if path.lower().endswith(".parquet") and "://" not in path:
@@ -110,6 +113,8 @@ def predictions(
     """The prediction columns of validated rows, and how many were held to the target's range:
     ``predicted_<target>`` (a value, or a class and then ``probability_<class>`` per class)."""
     features = problem.feature_frame(valid)
+    if features.empty:  # every row of a chunk set aside: the columns, with no value
+        return _no_predictions(problem), 0
     if not problem.is_classifier:
         predicted, clipped = problem.clip(model.predict(features))
         return {predicted_column(problem): pa.array(predicted, pa.float64())}, clipped
@@ -119,6 +124,15 @@ def predictions(
     for index, label in enumerate(problem.classes):
         columns[probability_column(label)] = pa.array(probabilities[:, index], pa.float64())
     return columns, 0
+
+
+def _no_predictions(problem: Problem) -> dict[str, pa.Array]:
+    if not problem.is_classifier:
+        return {predicted_column(problem): pa.array([], pa.float64())}
+    columns = {predicted_column(problem): pa.array([], _class_type(problem))}
+    for label in problem.classes:
+        columns[probability_column(label)] = pa.array([], pa.float64())
+    return columns
 
 
 def _class_type(problem: Problem) -> pa.DataType:
@@ -131,23 +145,36 @@ def score_chunk(
     version: int,
     scored_at: datetime,
     problem: Problem = PROBLEM,
-) -> tuple[pa.Table, int]:
-    """The chunk, validated, with its predictions, the model version and alias, and the
-    scoring time; and how many predictions were held to the target's range."""
-    valid = problem.validate(chunk.frame, chunk.source)
-    columns, clipped = predictions(model, valid, problem)
-    rows = len(valid)
-    table = pa.Table.from_pandas(valid, preserve_index=False)
+) -> tuple[pa.Table, int, Rejects]:
+    """Every row of the chunk with its prediction (none for a row that breaks the contract:
+    its reason in ``rejected_because``), the model version and alias, and the scoring time;
+    how many predictions were held to the target's range; and the rows set aside."""
+    frame = problem.normalize(chunk.frame)
+    kept, rejects = screen(frame, chunk.source, problem=problem, first_row=None)
+    columns, clipped = predictions(model, kept, problem)
+    rows = len(frame)
+    place = frame.index.get_indexer(kept.index)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
     for name, values in columns.items():
-        table = table.append_column(name, values)
+        table = table.append_column(name, _in_place(values, place, rows))
+    reasons = mark(frame, rejects, chunk.source)
     table = (
-        table.append_column("model_version", pa.repeat(pa.scalar(version, pa.int64()), rows))
+        table.append_column(REJECTED_COLUMN, pa.array(reasons, pa.string(), from_pandas=True))
+        .append_column("model_version", pa.repeat(pa.scalar(version, pa.int64()), rows))
         .append_column("model_alias", pa.repeat(pa.scalar(CHAMPION, pa.string()), rows))
         .append_column(
             "scored_at", pa.repeat(pa.scalar(scored_at, pa.timestamp("us", tz="UTC")), rows)
         )
     )
-    return table, clipped
+    return table, clipped, rejects
+
+
+def _in_place(values: pa.Array, place: npt.NDArray[np.intp], rows: int) -> pa.Array:
+    """``values`` of the kept rows at their ``place`` among ``rows``; null elsewhere."""
+    found: list[Any] = [None] * rows
+    for position, value in zip(place.tolist(), values.to_pylist(), strict=True):
+        found[position] = value
+    return pa.array(found, values.type)
 
 
 def _conform(table: pa.Table, schema: pa.Schema, source: str) -> pa.Table:
@@ -168,32 +195,39 @@ def score_to_parquet(
     model: Pipeline,
     version: int,
     problem: Problem = PROBLEM,
-) -> tuple[int, int]:
+    max_rejected_share: float | None = None,
+) -> tuple[int, int, Rejects]:
     """Score ``chunks`` one by one, appending to ``output`` (replaced once complete).
 
-    Returns the rows scored and how many predictions were held to the target's range.
+    Returns the rows written, how many predictions were held to the target's range, and the
+    rows set aside; past ``max_rejected_share`` set aside, no output is left (an error says).
     """
     scored_at = datetime.now(UTC)
     partial = output.with_name(f".{output.name}.partial")
     rows = clipped = 0
+    rejects: list[Rejects] = []
     writer: pq.ParquetWriter | None = None
     try:
         for chunk in chunks:
-            table, held = score_chunk(chunk, model, version, scored_at, problem)
+            table, held, found = score_chunk(chunk, model, version, scored_at, problem)
             if writer is None:
                 writer = pq.ParquetWriter(partial, table.schema)
             writer.write_table(_conform(table, writer.schema, chunk.source))
             rows, clipped = rows + table.num_rows, clipped + held
+            rejects.append(found)
+        if writer is None:
+            raise DataValidationError("nothing to score: no rows")
+        writer.close()
+        settled = Rejects.total(rejects).settle(
+            str(output), rejects_path(str(output), "inputs"), max_rejected_share
+        )
     except BaseException:
         if writer is not None:
             writer.close()
         partial.unlink(missing_ok=True)
         raise
-    if writer is None:
-        raise DataValidationError("nothing to score: no rows")
-    writer.close()
     partial.replace(output)
-    return rows, clipped
+    return rows, clipped, settled
 
 
 @flow(name="batch scoring", log_prints=False)
@@ -202,6 +236,7 @@ def batch_scoring_flow(
     output: Path | None = None,
     window: Window | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    max_rejected_share: float | None = None,
 ) -> ScoringResult:
     """Score every row of ``location`` (in ``window``) with the champion; write the rows with
     ``predicted_<target>`` (a classifier's: and its class probabilities), the model version and
@@ -211,8 +246,14 @@ def batch_scoring_flow(
     model, version = load_model_by_alias(CHAMPION)
     output = output or default_output(location)
     output.parent.mkdir(parents=True, exist_ok=True)
-    rows, clipped = score_to_parquet(chunks, output, model, version)
+    rows, clipped, rejects = score_to_parquet(
+        chunks, output, model, version, max_rejected_share=max_rejected_share
+    )
     where = location if window is None else f"{location} {window}"
-    held = f" ({clipped} held to the target's range)" if clipped else ""
-    print(f"scored {rows} rows of {where} with champion v{version}{held} -> {output}")
-    return ScoringResult(output, rows, version, clipped)
+    notes = [f"{clipped} held to the target's range"] if clipped else []
+    notes += [f"{rejects.rejected} set aside, no prediction"] if rejects.rejected else []
+    note = f" ({'; '.join(notes)})" if notes else ""
+    print(f"scored {rows} rows of {where} with champion v{version}{note} -> {output}")
+    for line in rejects.summary_lines(where):
+        print(line)
+    return ScoringResult(output, rows, version, clipped, rejects)

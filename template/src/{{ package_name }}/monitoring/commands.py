@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..cli import CommandError, positive_int
+from ..cli import CommandError, add_rejected_share, positive_int
 from ..training.commands import config_options
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def _score(args: argparse.Namespace) -> None:
     location = args.source or config.data_source()
     resolve(location)  # a missing input is one error line, before the flow starts
     window = None if selection is None else selection.window()
-    batch_scoring_flow(location, args.output, window, args.chunk_rows)
+    batch_scoring_flow(location, args.output, window, args.chunk_rows, args.max_rejected_share)
 
 
 def _promote(args: argparse.Namespace) -> None:
@@ -101,9 +101,12 @@ def _attach_truth(args: argparse.Namespace) -> None:
     from ..serving.store import attach_ground_truth, make_engine
     from .ground_truth import describe, truth_from_file
 
-    items = truth_from_file(args.file)  # a bad file is refused before the log is opened
+    # a bad file is refused before the log is opened
+    items, rejects = truth_from_file(args.file, args.max_rejected_share)
     result = attach_ground_truth(make_engine(config.log_url()), items)
     print(f"{describe(result)} (from {args.file})")
+    for line in rejects.summary_lines(str(args.file)):
+        print(line)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -143,6 +146,7 @@ def register(commands: Any) -> None:
     score.add_argument(
         "--chunk-rows", type=positive_int, default=100_000, help="rows scored at a time"
     )
+    add_rejected_share(score)
     _common(score)
     score.set_defaults(handler=_reported(_score))
 
@@ -163,8 +167,9 @@ def register(commands: Any) -> None:
         "attach-truth",
         help="attach ground truth to logged predictions by request id",
         description="Read a parquet/csv file with request_id and the target (or the columns "
-        "contract.derive_target reads); values outside the target's range are refused.",
+        "contract.derive_target reads); bad values are set aside.",
     )
     truth.add_argument("file", type=Path, help="parquet/csv file")
+    add_rejected_share(truth)
     _common(truth)
     truth.set_defaults(handler=_reported(_attach_truth))

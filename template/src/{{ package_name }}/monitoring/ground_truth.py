@@ -1,7 +1,8 @@
 """Attach ground truth (the target's actual values) to logged predictions, by request id.
 
-Values outside the target's declared range (a classifier's labels that are not declared
-classes) are refused, and ids the log never served are reported, not attached.
+Values missing or outside the target's declared range (a classifier's labels that are not
+declared classes) are set aside like any bad row (``quality``), and ids the log never served
+are reported, not attached.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy import Engine
 
 from ..datasets import read_file
 from ..problem import PROBLEM, DataValidationError, Problem
+from ..quality import Rejects, rejects_path, target_rejects
 from ..serving.store import Attachment, attach_ground_truth
 
 REQUEST_ID = "request_id"
@@ -46,56 +48,38 @@ def _derived(frame: pd.DataFrame, source: str, problem: Problem) -> pd.Series:
         ) from None
 
 
-def _classes(
-    frame: pd.DataFrame, raw: pd.Series, source: str, problem: Problem
-) -> list[tuple[str, Any]]:
-    """(request id, class) pairs; a label that is not a declared class is refused."""
-    labels, known = problem.class_labels(raw)
-    if not known.all():
-        first = int((~known).to_numpy().argmax())
-        unknown = sorted({repr(v) for v in raw[~known].tolist()})
-        raise DataValidationError(
-            f"{source}: {int((~known).sum())} value(s) of {problem.target.name} missing or not "
-            f"a declared class {list(problem.classes)}: {', '.join(unknown[:5])} (first at "
-            f"request id {frame[REQUEST_ID].tolist()[first]!r})"
-        )
-    ids = frame[REQUEST_ID].astype(str)
-    return list(zip(ids, labels.tolist(), strict=True))
-
-
 def truth_from_frame(
     frame: pd.DataFrame, source: str = "data", problem: Problem = PROBLEM
-) -> list[tuple[str, Any]]:
+) -> tuple[list[tuple[str, Any]], Rejects]:
     """(request id, target value) pairs, each value within the target's range (a classifier's:
-    a declared class)."""
+    a declared class); the others are set aside (``quality.Rejects``)."""
     if REQUEST_ID not in frame.columns:
         raise DataValidationError(f"{source}: missing column {REQUEST_ID!r}")
-    target = problem.target
-    raw = frame[target.name] if target.name in frame.columns else _derived(frame, source, problem)
-    if problem.is_classifier:
-        return _classes(frame, raw, source, problem)
-    values = pd.to_numeric(raw, errors="coerce").astype("float64")
-    low, high = problem.target_range
-    bad = ~values.between(low, high)
-    if bad.any():
-        first = int(bad.to_numpy().argmax())
-        unit = f" {target.unit}" if target.unit else ""
-        raise DataValidationError(
-            f"{source}: {int(bad.sum())} value(s) of {target.name} missing or outside its "
-            f"range {low:g}..{high:g}{unit}, first {raw.tolist()[first]!r} "
-            f"(request id {frame[REQUEST_ID].tolist()[first]!r})"
-        )
-    ids = frame[REQUEST_ID].astype(str)
-    return list(zip(ids, values.tolist(), strict=True))
+    if frame.empty:
+        raise DataValidationError(f"{source}: no rows")
+    name = problem.target.name
+    if name not in frame.columns:
+        frame = frame.assign(**{name: _derived(frame, source, problem)})
+    frame = frame.reset_index(drop=True)
+    kept, rejects = target_rejects(frame, source, problem)
+    ids = kept[REQUEST_ID].astype(str)
+    return list(zip(ids, kept[name].tolist(), strict=True)), rejects
 
 
-def truth_from_file(path: str | Path) -> list[tuple[str, Any]]:
-    """The (request id, value) pairs of a parquet or csv file, checked."""
+def truth_from_file(
+    path: str | Path, max_rejected_share: float | None = None
+) -> tuple[list[tuple[str, Any]], Rejects]:
+    """The (request id, value) pairs of a parquet or csv file, checked; bad values are set
+    aside (written to a rejects file), refused past ``max_rejected_share``."""
     frame, _ = read_file(path)
-    return truth_from_frame(frame, source=str(path))
+    pairs, rejects = truth_from_frame(frame, source=str(path))
+    return pairs, rejects.settle(str(path), rejects_path(str(path), "truth"), max_rejected_share)
 
 
-def attach_from_file(engine: Engine, path: str | Path) -> Attachment:
+def attach_from_file(
+    engine: Engine, path: str | Path, max_rejected_share: float | None = None
+) -> tuple[Attachment, Rejects]:
     """Attach the values in a parquet or csv file (``request_id`` and the target); ids the
-    log does not hold are counted and sampled, not attached."""
-    return attach_ground_truth(engine, truth_from_file(path))
+    log does not hold are counted and sampled, not attached; bad values are set aside."""
+    pairs, rejects = truth_from_file(path, max_rejected_share)
+    return attach_ground_truth(engine, pairs), rejects
