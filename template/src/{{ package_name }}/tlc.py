@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import IO
 
 from .datasets import read_file
-from .problem import PROBLEM, DataValidationError
+from .problem import DataValidationError
+from .quality import screen
 
 #: The TLC's public address; TLC_BASE_URL overrides it (a mirror, or a test server).
 DEFAULT_BASE_URL = "https://d37ci6vzurychx.cloudfront.net/trip-data"
@@ -46,7 +47,9 @@ def download_month(
     timeout: float = 60.0,
     out: IO[str] | None = None,
 ) -> Path:
-    """Fetch one month to ``folder`` under its TLC name, checked before it takes that name."""
+    """Fetch one month to ``folder`` under its TLC name, checked before it takes that name: a
+    file that is not the contract's table is refused; its bad rows are counted, and kept in the
+    file as published (every command that reads it sets them aside)."""
     out = out or sys.stderr
     name = file_name(colour, year, month)
     url = f"{(base_url or os.environ.get('TLC_BASE_URL') or DEFAULT_BASE_URL).rstrip('/')}/{name}"
@@ -63,7 +66,10 @@ def download_month(
                 _progress(name, done, total, out)
         out.write("\n")
         frame, _ = read_file(partial)
-        PROBLEM.validate(frame, url, labelled=True)
+        # the contract's table (else refused); its bad rows are set aside when a command reads it
+        _, rejects = screen(frame, url, labelled=True)
+        for line in rejects.summary_lines(name):
+            out.write(f"{line}\n")
         partial.replace(target)
     except (urllib.error.URLError, TimeoutError) as exc:
         raise DataValidationError(f"{url}: download failed ({exc})") from None
