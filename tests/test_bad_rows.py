@@ -132,8 +132,9 @@ def test_level_2_records_bad_rows_in_the_run_and_fails_only_past_the_limit(
     run_id = trained.stdout.split("(run ")[1].split(")")[0]
     probe = f"""
 import json, mlflow
-from {_package(project)}.training import environment
+from {_package(project)}.training import environment, tracking
 environment.set_offline_defaults()
+tracking.configure_tracking()
 run = mlflow.get_run("{run_id}")
 lineage = mlflow.artifacts.load_dict(run.info.artifact_uri + "/data/lineage.json")
 files = [f.path for f in mlflow.MlflowClient().list_artifacts("{run_id}", "data/rejects")]
