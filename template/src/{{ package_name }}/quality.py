@@ -264,6 +264,7 @@ def screen(
     if frame.empty:
         raise DataValidationError(f"{source}: no rows")
     frame = problem.normalize(frame)
+    problem.refuse_booleans(frame, source)  # a column of booleans is not the contract's table
     if first_row is not None:  # else the frame's index holds the rows' positions already
         frame = frame.set_axis(pd.RangeIndex(first_row, first_row + len(frame)))
     frame = in_window(frame, window, problem)
