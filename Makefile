@@ -3,7 +3,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install test test-all docs lint screenshots
+.PHONY: help install test test-all docs lint screenshots locks
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ docs: install ## Build the docs site strictly into site/
 
 screenshots: install ## Retake docs/images/screenshots/ from a generated project (needs chromium)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python scripts/screenshots.py $(ARGS)
+
+locks: install ## Relock the uv.lock each level ships, in locks/ (ARGS=--upgrade: newest pins; --check)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python scripts/locks.py $(ARGS)
 
 lint: install ## Lint the template's own Python
 	$(BIN)/ruff check extensions tests benchmarks docs scripts

@@ -103,6 +103,7 @@ LEVELS: tuple[Level, ...] = (
         ),
         paths=(
             "pyproject.toml",
+            "uv.lock",
             "Makefile",
             ".python-version",
             ".pre-commit-config.yaml",

@@ -117,11 +117,12 @@ def project_env() -> dict[str, str]:
     return env
 
 
-def run(cmd: list[str], cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    """Run `cmd` in `cwd`; fail the test with its output if it fails."""
-    proc = subprocess.run(
-        cmd, cwd=cwd, env=project_env(), capture_output=True, text=True, timeout=timeout
-    )
+def run(
+    cmd: list[str], cwd: Path, timeout: float = 900, offline: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run `cmd` in `cwd` (`offline`: uv reads only its cache); fail the test if it fails."""
+    env = {**project_env(), **({"UV_OFFLINE": "1"} if offline else {})}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         pytest.fail(
             f"`{' '.join(cmd)}` exited {proc.returncode} in {cwd}\n"
@@ -197,10 +198,10 @@ def run_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def copy_installed(source: Path, project: Path) -> Path:
     """A private copy of the installed project `source` (its git history and committed lock
-    included) with a venv of its own, installed as CI does (`make install SYNC_ARGS=--locked`,
-    linked from the shared uv cache)."""
+    included) with a venv of its own, installed as CI does (`make install`: the lock unchanged),
+    offline, linked from the uv cache the first install filled."""
     shutil.copytree(source, project, ignore=shutil.ignore_patterns(".venv"), symlinks=True)
-    run(["make", "install", "SYNC_ARGS=--locked"], project)
+    run(["make", "install"], project, offline=True)
     return project
 
 
@@ -209,9 +210,9 @@ Installed = Callable[[int], Path]
 
 @pytest.fixture(scope="session")
 def installed(render: Render, tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    """The project of `level` rendered, committed, `make install`ed from nothing and its lock
-    committed, once per run for all workers. Read it, never change it: `installed_copy` gives
-    a private one."""
+    """The project of `level` rendered, committed (its shipped uv.lock included) and
+    `make install`ed from nothing, once per run for all workers. Read it, never change it:
+    `installed_copy` gives a private one."""
     root = run_tmp(tmp_path_factory) / "installed"
     root.mkdir(exist_ok=True)
 
@@ -226,14 +227,13 @@ def installed(render: Render, tmp_path_factory: pytest.TempPathFactory) -> Insta
                 shutil.copytree(render(level=level), project, ignore=shutil.ignore_patterns(".git"))
                 git_commit_all(project)
                 try:
+                    # The first commit holds the lock the template ships; installing keeps it.
                     run(["make", "install"], project)
-                    if not (project / "uv.lock").is_file():
-                        pytest.fail(f"`make install` wrote no uv.lock in {project}")
+                    if changed := git_status(project):
+                        pytest.fail(f"`make install` changed the shipped lock:\n{changed}")
                 except pytest.fail.Exception as exc:
                     failed.write_text(str(exc))
                     raise
-                # The user commits the lock it wrote, as copier's message says.
-                git_commit_all(project, "Lock the dependencies")
                 done.touch()
         return project
 

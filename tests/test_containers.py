@@ -30,9 +30,6 @@ from tests.test_env_example import _settings_variables
 BIN = Path(sys.executable).parent
 IMAGE_LEVELS = [n for n in maturity.LEVEL_NUMBERS if maturity.belongs_at("Dockerfile", n)]
 STACK_LEVELS = [n for n in maturity.LEVEL_NUMBERS if maturity.belongs_at("deploy/compose.yaml", n)]
-# Files a build copies that the template does not render: `make install` writes them, and
-# they are committed (so CI, the CD workflow and `docker build` on a clone have them).
-MADE_BY_MAKE_INSTALL = {"uv.lock"}
 # The user the project's images run as (the Kubernetes manifests' runAsUser).
 APP_UID = 10001
 # Ports third-party images listen on without being told.
@@ -126,7 +123,7 @@ def missing_from_context(context: Path, dockerfile: Path) -> list[str]:
     ]
     missing = []
     for source in copy_sources(dockerfile):
-        present = source in MADE_BY_MAKE_INSTALL or any(context.glob(source))
+        present = any(context.glob(source))
         if not present or dockerignored(source.rstrip("/"), patterns):
             missing.append(source)
     return missing
@@ -203,7 +200,7 @@ def test_a_missing_or_ignored_copy_source_is_found(tmp_path: Path) -> None:
         "FROM x AS build\nCOPY --chown=1:1 src ./src\nCOPY uv.lock README.md ./\n"
         'COPY ["data", "/data"]\nFROM y\nCOPY --from=build /app /app\n'
     )
-    assert missing_from_context(tmp_path, dockerfile) == ["README.md", "data"]
+    assert missing_from_context(tmp_path, dockerfile) == ["uv.lock", "README.md", "data"]
 
 
 def locked_project_images(project: Path) -> list[Path]:

@@ -329,7 +329,8 @@ def test_a_project_with_the_users_problem_moves_up_a_level(tmp_path: Path) -> No
     assert contract.read_text() == (OWN / f"{problem.task}_contract.py").read_text()
     training = yaml.safe_load((project / "configs" / "training.yaml").read_text())
     assert training["data"]["source"] == problem.labelled
-    run(["make", "install"], project)  # level 3's dependencies, in the lock
+    run(["make", "lock"], project)  # level 3's dependencies, in the lock
+    run(["make", "install"], project)
     git_commit_all(project, "Level 3")
     run(["make", "test"], project)
     run(["make", "train"], project)

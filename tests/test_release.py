@@ -1,16 +1,29 @@
-"""The template as a released product: licenses, its version and changelog, its CI matrix."""
+"""The template as a released product: licenses, version and changelog, CI matrix, releases."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 import yaml
 from packaging.licenses import canonicalize_license_expression
 
 from extensions import maturity
-from tests.conftest import ROOT, Render
+from tests.conftest import (
+    ROOT,
+    Installed,
+    Render,
+    git_commit_all,
+    git_status,
+    project_env,
+    run,
+)
+
+from .transitions import PACKAGE, build_template_repo, conflict_leftovers, generate, update
 
 COPIER = yaml.safe_load((ROOT / "copier.yml").read_text())
 LICENSES = list(COPIER["license"]["choices"].values())
@@ -79,3 +92,147 @@ def test_template_ci_runs_every_offered_python() -> None:
     workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "template.yml").read_text())
     matrix = workflow["jobs"]["test"]["strategy"]["matrix"]["python-version"]
     assert matrix == COPIER["python_version"]["choices"]
+
+
+# ------------------------------------------------ releases: copy one, update to a newer one
+
+
+def test_copying_a_release_renders_that_release_and_the_readme_command_the_head(
+    tmp_path: Path,
+) -> None:
+    repo = build_template_repo(tmp_path / "template", tag="v0.1.0")
+    readme = repo / "template" / "README.md.jinja"
+    readme.write_text(readme.read_text() + "\nAfter v0.1.0.\n")
+    git_commit_all(repo, "after the release")
+    # Copier's default is the newest tag; the README's command adds --vcs-ref HEAD.
+    (quick,) = re.findall(r"copier copy (.*) --vcs-ref HEAD\n", (ROOT / "README.md").read_text())
+    assert quick == '--trust --defaults "$PWD" ../my-ml-project'
+    released = generate(repo, tmp_path / "released", level=1, vcs_ref=None)
+    head = generate(repo, tmp_path / "head", level=1, vcs_ref="HEAD")
+    assert yaml.safe_load((released / ".copier-answers.yml").read_text())["_commit"] == "v0.1.0"
+    assert "After v0.1.0." not in (released / "README.md").read_text()
+    assert "After v0.1.0." in (head / "README.md").read_text()
+
+
+# What the next release changes in files the user also edits: the Makefile's help line
+# (the user's edit of the same line conflicts) and a module's docstring (merges cleanly).
+RELEASE_HELP = ("## List the targets", "## List every target")
+USER_HELP = "## List the targets, then pick one"
+
+
+def release_a_change(repo: Path) -> Path:
+    """Commit, after the tag, what a next release changes; return the changed module."""
+    makefile = repo / "template" / "Makefile.jinja"
+    makefile.write_text(makefile.read_text().replace(*RELEASE_HELP))
+    module = next((repo / "template" / "src").glob("*/features.py"))
+    text = module.read_text()
+    module.write_text(text.replace('"""', '"""Released later. ', 1))
+    git_commit_all(repo, "the next release")
+    return module
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("level", [1, 3])
+def test_a_project_from_a_release_updates_to_the_next_keeping_the_users_edits(
+    tmp_path: Path, installed: Installed, level: int
+) -> None:
+    installed(level)  # fills the uv cache this level installs from
+    repo = build_template_repo(tmp_path / "template", tag="v0.1.0")
+    project = generate(repo, tmp_path / "project", level=level, vcs_ref="v0.1.0")
+    git_commit_all(project)
+    # The user edits files the next release also changes.
+    makefile = project / "Makefile"
+    makefile.write_text(makefile.read_text().replace(RELEASE_HELP[0], USER_HELP))
+    features = project / "src" / PACKAGE / "features.py"
+    user_function = "\n\ndef user_feature_names() -> list[str]:\n    return ['user']\n"
+    features.write_text(features.read_text() + user_function)
+    git_commit_all(project, "user work")
+    release_a_change(repo)
+
+    update(project, vcs_ref="HEAD")
+
+    # The clean merge keeps both sides; the same line edited twice is a marked conflict.
+    merged = features.read_text()
+    assert "Released later." in merged
+    assert user_function in merged
+    assert conflict_leftovers(project) == ["Makefile"]
+    doctor = subprocess.run(
+        [sys.executable, "scripts/doctor.py"],
+        cwd=project,
+        env=project_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert doctor.returncode == 1
+    assert "conflict markers in Makefile" in doctor.stdout
+    # The user resolves it (keeping their line), then installs (the project's own lock,
+    # offline), and the project's tests pass.
+    resolved = re.sub(
+        "^<{7} .*?\n(.*?)^={7}\n.*?^>{7} .*?\n",
+        r"\1",
+        makefile.read_text(),
+        flags=re.M | re.S,
+    )
+    makefile.write_text(resolved)
+    assert USER_HELP in resolved
+    assert conflict_leftovers(project) == []
+    run(["git", "add", "Makefile"], project)  # as the doctor says
+    run([sys.executable, "scripts/doctor.py"], project)
+    run(["make", "install"], project, offline=True)
+    if level == 1:
+        run(["make", "test"], project)
+    else:  # level 3's whole suite is minutes long: the tests of the module both sides changed
+        run([".venv/bin/pytest", "-q", "tests/test_features.py"], project)
+    git_commit_all(project, "Template update")
+    assert git_status(project) == ""
+
+
+# ------------------------------------------------ the generated projects' template-update workflow
+
+UPDATE_WORKFLOW = ".github/workflows/template-update.yml"
+
+
+def workflow_step(workflow: dict[str, object], name: str) -> dict[str, str]:
+    (job,) = workflow["jobs"].values()  # type: ignore[attr-defined]
+    (step,) = [step for step in job["steps"] if step.get("name") == name]
+    return step  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("level", [n for n in maturity.LEVEL_NUMBERS if n >= 1])
+def test_projects_propose_the_templates_newest_release_weekly(render: Render, level: int) -> None:
+    workflow = yaml.safe_load((render(level=level) / UPDATE_WORKFLOW).read_text())
+    assert workflow[True]["schedule"][0]["cron"]  # yaml reads the `on:` key as True
+    update = workflow_step(workflow, "Update to it")["run"]
+    assert f"{maturity.UPDATE_COMMAND} --vcs-ref " in update  # the README's command
+    assert workflow_step(workflow, "Relock and install")["run"] == "make lock install"
+    assert workflow_step(workflow, "Tests")["run"] == "make test"
+    (job,) = workflow["jobs"].values()
+    actions = [step.get("uses", "") for step in job["steps"]]
+    assert any(action.startswith("peter-evans/create-pull-request@") for action in actions)
+
+
+def test_level_0_has_no_update_workflow(render: Render) -> None:
+    assert not (render(level=0) / UPDATE_WORKFLOW).exists()
+
+
+def test_the_workflow_finds_the_newest_release_the_project_lacks(tmp_path: Path) -> None:
+    """Its release step, run as written, against a template repository with two tags."""
+    repo = build_template_repo(tmp_path / "template", tag="v0.1.0")
+    project = generate(repo, tmp_path / "project", level=1, vcs_ref="v0.1.0")
+    git_commit_all(project)
+    workflow = yaml.safe_load((project / UPDATE_WORKFLOW).read_text())
+    script = workflow_step(workflow, "Find the template's newest release")["run"]
+
+    def newest() -> str:
+        output, summary = tmp_path / "output", tmp_path / "summary"
+        output.write_text("")
+        env = {**project_env(), "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary)}
+        env["TEMPLATE_URL"] = ""
+        subprocess.run(["bash", "-e", "-c", script], cwd=project, env=env, check=True)
+        return output.read_text()
+
+    assert newest() == ""  # generated from the newest release
+    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "next"], cwd=repo, check=True)
+    for tag in ("v0.2.0", "v0.10.0"):
+        subprocess.run(["git", "tag", tag], cwd=repo, check=True)
+    assert newest() == "version=v0.10.0\n"  # versions sort as versions, not text

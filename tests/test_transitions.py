@@ -138,6 +138,7 @@ def test_upgrade_passes_its_own_tests(
     git_commit_all(project, "user work")
     update(project, target)
     git_commit_all(project, f"level {target}")
+    run(["make", "lock"], project)  # the new level's extras and the user's dependency
     run(["make", "install"], project)
     run(["make", "test"], project)
     run(["make", "doctor"], project)

@@ -60,7 +60,7 @@ def build_template_repo(destination: Path, tag: str | None = "v0.1.0") -> Path:
     return destination
 
 
-def generate(template: Path, destination: Path, level: int, vcs_ref: str = "HEAD") -> Path:
+def generate(template: Path, destination: Path, level: int, vcs_ref: str | None = "HEAD") -> Path:
     copier.run_copy(
         str(template),
         destination,
