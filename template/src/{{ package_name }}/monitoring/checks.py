@@ -64,6 +64,37 @@ def metrics_by_variant(
     return out
 
 
+def short_of_labels(
+    window: pd.DataFrame, min_labelled: int, hours: float, problem: Problem = PROBLEM
+) -> list[str]:
+    """Per variant with fewer than ``min_labelled`` labelled rows while ground truth arrives:
+    that it has no metrics, and the window (``hours`` long now) or the share of the traffic that
+    would reach ``min_labelled`` at this window's rate of labelled rows."""
+    found = labelled(window, problem)
+    if found.empty:
+        return []
+    counts = found.groupby("variant").size()
+    notes = []
+    for variant, served in window.groupby("variant").size().items():
+        count = int(counts.get(variant, 0))
+        if count >= min_labelled:
+            continue
+        share = served / len(window)
+        needed_hours = hours * min_labelled / (len(found) * share)
+        needed_share = min_labelled / len(found)
+        by_share = (
+            f"a {variant} share of {needed_share:.0%} of the traffic"
+            if needed_share <= 1
+            else f"more labelled traffic than all {len(found)} labelled rows of the window"
+        )
+        notes.append(
+            f"{variant}: {count} labelled rows < checks.min_labelled {min_labelled}, no metrics "
+            f"for it; at its {share:.0%} of the traffic that needs a window of "
+            f"{needed_hours / 24:.1f} days (window.hours {needed_hours:.0f}), or {by_share}"
+        )
+    return notes
+
+
 def chance_score(metric: str, truth: pd.Series, problem: Problem = PROBLEM) -> float | None:
     """``metric`` of a model that knows no feature: it predicts the mean of ``truth``, or its
     class shares (and the most common class). None without truth."""

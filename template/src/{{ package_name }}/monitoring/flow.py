@@ -28,6 +28,7 @@ from .checks import (
     clipped_by_variant,
     metrics_by_variant,
     missing_shares,
+    short_of_labels,
 )
 from .config import DEFAULT_CONFIG, UNIT_METRICS, MonitoringConfig, load_config
 from .data import CHECK_COLUMNS, PREDICTION, load_reference, read_window, with_predictions
@@ -201,6 +202,8 @@ def check_window(
     sizes = (len(current), len(reference))
     alerts = _alerts(config, sizes, drift, missing, clipped)
     alerts += metric_alerts(metrics, metric, limit, problem)
+    hours = (span[1] - span[0]).total_seconds() / 3600
+    alerts += short_of_labels(window, config.checks.min_labelled, hours, problem)
     return MonitoringResult(
         run_id, len(window), drift, metrics, alerts, written, clipped, metric, limit, shares
     )
