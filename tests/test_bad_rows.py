@@ -20,7 +20,7 @@ from .conftest import Installed, project_env
 pytestmark = pytest.mark.slow
 
 ROWS = 4_000
-#: Rows broken per kind: negative and absurd... distances, zero and negative durations, nulls.
+#: 10 rows broken per kind: negative and absurd distances, zero and negative durations, nulls.
 INJECT = """
 import sys
 import numpy as np
@@ -28,19 +28,21 @@ import pandas as pd
 
 path = sys.argv[1]
 trips = pd.read_parquet(path)
-rows = np.random.default_rng(3).choice(len(trips), size=40, replace=False)
+rows = np.random.default_rng(3).choice(len(trips), size=50, replace=False)
 pickup, dropoff = "tpep_pickup_datetime", "tpep_dropoff_datetime"
 trips = trips.astype({"trip_distance": "float64", "PULocationID": "float64"})
 trips.loc[rows[0:10], "trip_distance"] = -1.5
 trips.loc[rows[10:20], dropoff] = trips.loc[rows[10:20], pickup]
 trips.loc[rows[20:30], dropoff] = trips.loc[rows[20:30], pickup] - pd.Timedelta(minutes=5)
 trips.loc[rows[30:40], "PULocationID"] = np.nan
+trips.loc[rows[40:50], "trip_distance"] = 250_000.0
 trips.to_parquet(path)
 """
 #: The checks the injected rows break (the generator's own trips may add implausible ones).
 BROKEN = {
     "trip_distance greater_than_or_equal_to(0)": 10,
     "PULocationID not_null": 10,
+    "trip_distance less_than_or_equal_to(100)": 10,
 }
 
 
@@ -62,7 +64,7 @@ def _cli(project: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[st
 
 
 def _bad_file(project: Path, cwd: Path) -> Path:
-    """The example's generated January with 40 bad rows injected."""
+    """The example's generated January with 50 bad rows injected."""
     made = _cli(project, cwd, "data", "--rows", str(ROWS), "--months", "2024-01", "--out", "in")
     assert made.returncode == 0, made.stderr
     (path,) = (cwd / "in").iterdir()
