@@ -58,7 +58,7 @@ class Trips(pa.DataFrameModel):
     trip_distance: Series[float] = pa.Field(
         ge=0, le=100, description="Trip distance", metadata={"role": "numeric", "unit": "miles"}
     )
-    # The target's bounds are its plausible range: rows outside it are set aside from training,
+    # The target's bounds are its plausible range: rows outside it are set aside from training
     # (counted), predictions are held to it and ground truth outside it is set aside.
     duration: Series[float] = pa.Field(
         ge=1,
