@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .outcomes import MIN_TRAIN_ROWS, MIN_VALIDATION_ROWS, ExitCode
 
 DEFAULT_MODEL_PATH = Path("models/model.joblib")
 DEFAULT_DATA = "data/example"
@@ -120,6 +121,7 @@ def _fetch_tlc(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     from .datasets import load, split
     from .model import evaluate, save_model, train
+    from .trainability import check_metrics, check_rows
 
     limit = args.max_rejected_share
     frame, lineage = load(args.data, max_rejected_share=limit)
@@ -135,19 +137,33 @@ def _train(args: argparse.Namespace) -> None:
     for name, side in (("training", lineage), ("validation", validation_lineage)):
         for line in side.rejects.summary_lines(f"{name} data {side.location}") if side else []:
             print(line)
+    check_rows(train_df, validation_df, args.min_train_rows, args.min_validation_rows)
     model = train(train_df, family=args.family, params=args.params)
     metrics = evaluate(model, validation_df)
+    check_metrics(metrics, validation_df)
+    warnings = _baseline_warnings(train_df, validation_df, metrics)
     path = save_model(model, args.model_path)
     kinds = {lineage.kind, validation_lineage.kind if validation_lineage else lineage.kind}
     data = {"kind": "generated" if "generated" in kinds else "file", **sides}
-    record = {"family": args.family, "metrics": metrics, "data": data}
+    record = {"family": args.family, "metrics": metrics, "warnings": warnings, "data": data}
     path.with_suffix(".json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     print(
         f"trained {args.family} on {len(train_df)} rows, validated on {len(validation_df)} "
         f"({lineage.kind} data: {lineage.location}, {len(lineage.files)} file(s))"
     )
     print(" ".join(f"{name}={value:.3f}" for name, value in metrics.items()))
+    for warning in warnings:
+        print(f"warning: {warning}")
     print(f"saved model to {path}")
+
+
+def _baseline_warnings(train_df: Any, validation_df: Any, metrics: dict[str, float]) -> list[str]:
+    """A regressor no better than predicting the training mean, as a warning (else none)."""
+    from .trainability import baseline
+
+    found = baseline(train_df, validation_df, metrics.get("rmse", float("nan")))
+    warning = found.warning() if found is not None else None
+    return [warning] if warning else []
 
 
 def write_frame(frame: Any, output: Path) -> None:
@@ -346,6 +362,18 @@ def _add_train(commands: Commands) -> None:
     fit.add_argument("--params", type=json_object, default=None, help="model parameters, JSON")
     fit.add_argument("--seed", type=int, default=42, help="split seed without event time")
     fit.add_argument(
+        "--min-train-rows",
+        type=positive_int,
+        default=MIN_TRAIN_ROWS,
+        help="refuse to train on fewer rows (default: %(default)s)",
+    )
+    fit.add_argument(
+        "--min-validation-rows",
+        type=positive_int,
+        default=MIN_VALIDATION_ROWS,
+        help="refuse to validate on fewer rows (default: %(default)s)",
+    )
+    fit.add_argument(
         "--model-path", type=Path, default=DEFAULT_MODEL_PATH, help="(default: %(default)s)"
     )
     add_rejected_share(fit)
@@ -424,17 +452,22 @@ class _Without:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; exit 2 for bad input (data, files, arguments), else its code."""
+    """Run the command line; exit with an ``outcomes.ExitCode``: 2 for bad input (data, files,
+    arguments), 4 for a refused training run, else the command's own."""
     args = build_parser().parse_args(argv)
     from .problem import DataValidationError
 
     expected: tuple[type[Exception], ...] = (DataValidationError, CommandError, FileNotFoundError)
     try:
         from .model import ModelFileError
+        from .trainability import TrainingRefused
 
         expected = (*expected, ModelFileError)
         code = args.handler(args)
+    except TrainingRefused as exc:
+        print(f"error: training refused, nothing was saved: {exc}", file=sys.stderr)
+        return ExitCode.REFUSED
     except expected as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.BAD_INPUT
     return int(code or 0)

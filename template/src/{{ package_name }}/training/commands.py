@@ -52,7 +52,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def train(args: argparse.Namespace) -> int:
-    """Run the flow; exit 2 on a bad configuration or bad data, 3 if tracking fails."""
+    """Run the flow; exit 2 on a bad configuration or bad data, 3 if tracking fails, 4 when
+    training is refused (``trainability``): nothing is registered then."""
     from . import environment
 
     environment.set_offline_defaults()
@@ -65,20 +66,27 @@ def train(args: argparse.Namespace) -> int:
         return 2
     from mlflow.exceptions import MlflowException
 
+    from ..outcomes import ExitCode
     from ..problem import DataValidationError
+    from ..trainability import TrainingRefused
     from .flow import training_flow
 
     environment.hide_tracebacks_of(DataValidationError, MlflowException)
     try:
         result = training_flow(config)
+    except TrainingRefused as exc:
+        print(f"error: training refused, nothing was registered: {exc}", file=sys.stderr)
+        return ExitCode.REFUSED
     except DataValidationError as exc:
         print(f"error: bad data, nothing was registered: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.BAD_INPUT
     except MlflowException as exc:  # tracking server down or refusing: no alias was moved
         print(f"error: MLflow tracking failed, no alias was moved: {exc}", file=sys.stderr)
-        return 3
+        return ExitCode.TRACKING
     metrics = " ".join(f"{name}={value:.3f}" for name, value in result.metrics.items())
     print(f"validation {metrics}")
+    for warning in result.warnings:
+        print(f"warning: {warning}")
     print(f"registered version {result.model_version} as {result.alias!r} (run {result.run_id})")
     return 0
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..datasets import Window
 from ..features import FAMILIES
 from ..model import check_metric, primary_metric
+from ..outcomes import MIN_TRAIN_ROWS, MIN_VALIDATION_ROWS
 from ..problem import PROBLEM, Problem
 from .search import space_problems
 
@@ -148,12 +149,20 @@ class SearchConfig(StrictModel):
         return space
 
 
+class MinimumRows(StrictModel):
+    """Below these counts of training or validation rows a run is refused (nothing registered)."""
+
+    train: int = Field(default=MIN_TRAIN_ROWS, ge=1)
+    validation: int = Field(default=MIN_VALIDATION_ROWS, ge=1)
+
+
 class TrainingConfig(StrictModel):
     """Everything one training run needs."""
 
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    minimum_rows: MinimumRows = Field(default_factory=MinimumRows)
 
     def check(self, problem: Problem = PROBLEM, source: str = "configuration") -> TrainingConfig:
         """This configuration if it fits ``problem``'s task (its search metric and space);

@@ -38,6 +38,7 @@ from ..features import build_pipeline
 from ..model import evaluate, scores
 from ..problem import PROBLEM, Problem
 from ..quality import Rejects
+from ..trainability import TrainingRefused, baseline, check_metrics, check_rows
 from . import environment, plots, registry, tracking
 from .config import DataConfig, TrainingConfig
 from .search import best_trial, sample_trials
@@ -172,6 +173,8 @@ class TrainingResult:
     model_version: int
     alias: str | None  # None when the caller asked for no alias
     metrics: dict[str, float]
+    #: What the run should not hide (a regressor no better than the training mean).
+    warnings: tuple[str, ...] = ()
 
 
 def git_commit() -> str | None:
@@ -436,6 +439,39 @@ def log_run(
         _log_model(model, features)
 
 
+@task(name="check the rows", cache_policy=NO_CACHE)
+def check_training_rows(
+    data: TrainingData, config: TrainingConfig, problem: Problem = PROBLEM
+) -> None:
+    """Refuse too few training or validation rows, or training rows missing a declared class."""
+    minimum = config.minimum_rows
+    check_rows(data.train, data.validation, minimum.train, minimum.validation, problem)
+
+
+@task(name="check the metrics", cache_policy=NO_CACHE)
+def check_validation(
+    run_id: str, data: TrainingData, metrics: dict[str, float], problem: Problem = PROBLEM
+) -> tuple[str, ...]:
+    """Refuse undefined validation metrics (the run is tagged ``refused`` with why); log a
+    regressor's baseline (``baseline_rmse``: predicting the training mean) and return the
+    warning when the model does not beat it (also the run's tag ``warning.baseline``)."""
+    client = MlflowClient()
+    try:
+        check_metrics(metrics, data.validation, problem)
+    except TrainingRefused as exc:
+        client.set_tag(run_id, "refused", str(exc)[:5000])
+        raise
+    found = baseline(data.train, data.validation, metrics.get("rmse", float("nan")), problem)
+    if found is None:
+        return ()
+    client.log_metric(run_id, "baseline_rmse", found.baseline_rmse)
+    warning = found.warning()
+    if warning is None:
+        return ()
+    client.set_tag(run_id, "warning.baseline", warning)
+    return (warning,)
+
+
 @task(name="register model", cache_policy=NO_CACHE)
 def register(run_id: str) -> int:
     """Register the run's model as a new version; return the version number."""
@@ -477,10 +513,11 @@ def training_flow(
     problem = problem or PROBLEM
     config.check(problem)
     tracking.configure_tracking()
-    # bad data stops here: nothing is logged or registered
+    # bad data, too few rows or a missing class stop here: nothing is logged or registered
     data = load_data(config.data, problem)
     for line in data.summary_lines():
         print(line)
+    check_training_rows(data, config, problem)
     run_id = _start_run(config, data, problem)
     client = MlflowClient()
     try:
@@ -489,6 +526,7 @@ def training_flow(
         params = tune(features, config, run_id, problem)
         model = train_best(features, config.model.family, params, problem)
         metrics = evaluate_model(model, data, problem)
+        warnings = check_validation(run_id, data, metrics, problem)
         log_run(run_id, config, data, features, params, model, metrics, problem)
         version = register(run_id)
     except BaseException:
@@ -497,4 +535,4 @@ def training_flow(
     client.set_terminated(run_id, "FINISHED")
     # Last: a failed run never moves an alias.
     alias = assign_alias(version) if assign_aliases else None
-    return TrainingResult(run_id, version, alias, metrics)
+    return TrainingResult(run_id, version, alias, metrics, warnings)
