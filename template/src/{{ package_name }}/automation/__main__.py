@@ -10,11 +10,13 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..outcomes import ExitCode
 from ..training.commands import config_options
 from . import DEFAULT_POLICY
 
@@ -22,11 +24,19 @@ if TYPE_CHECKING:  # imported by the commands that use them
     from prefect.deployments.runner import RunnerDeployment
     from sqlalchemy import Engine
 
+    from .loop import LoopPaths
     from .policy import RetrainingPolicy
+
+
+def _verbose_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--verbose", action="store_true", help="print the traceback of a failure too"
+    )
 
 
 def _monitor_options(parser: argparse.ArgumentParser) -> None:
     config_options(parser, None, "monitoring config, the policy's when left out", "window.hours=48")
+    _verbose_option(parser)
 
 
 def _deploy_options(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +64,7 @@ def _no_options(parser: argparse.ArgumentParser) -> None:
 #: command line offers the same commands from this table (``commands``).
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "monitor": ("measure the champion's recent traffic, store the result", _monitor_options),
-    "retrain": ("decide from the latest monitoring result; retrain, gate", _no_options),
+    "retrain": ("decide from the latest monitoring result; retrain, gate", _verbose_option),
     "rollback": ("move `champion` back to `previous-champion`", _no_options),
     "simulate": ("run the closed loop over generated months, offline", _no_options),
     "serve-flows": (
@@ -211,23 +221,78 @@ def run(args: argparse.Namespace) -> int:
     configure_tracking()
     now, paths = datetime.now(UTC), loop.LoopPaths.default()
     if args.command == "monitor":
-        from ..monitoring.config import load_config
-
-        config = load_config(args.config or policy.monitoring.config, tuple(args.overrides))
-        result = loop.run_monitoring(policy, _engine(), paths, now, config=config)
-        score = "no labels yet" if result.score is None else f"{result.score:.4g}"
-        print(
-            f"drift share {result.drift_share:.2f}, {result.metric} {score} on "
-            f"{result.labelled_rows} labelled row(s), report {result.report}"
-        )
-        return 0
+        with _one_line_failures(args.verbose):
+            return monitor(policy, args, paths, now)
     if args.command == "retrain":
-        record = loop.run_retraining_check(policy, _engine(), paths, now)
+        with _one_line_failures(args.verbose):
+            record = loop.run_retraining_check(policy, _engine(), paths, now)
     else:
         record = loop.run_rollback(paths, now)
-    print(f"{record.outcome}: {record.reason}")
+    code = outcome_code(record.outcome)
+    if code == ExitCode.FAILED:
+        print(f"error: {record.reason}", file=sys.stderr)
+    else:
+        print(f"{record.outcome}: {record.reason}")
     print(f"champion: v{record.champion_before} -> v{record.champion_after}")
-    return 0
+    return code
+
+
+def outcome_code(outcome: str) -> ExitCode:
+    """The exit code of a decision's outcome (README: exit codes)."""
+    from . import audit
+
+    codes = {
+        audit.PROMOTED: ExitCode.OK,
+        audit.ROLLED_BACK: ExitCode.OK,
+        audit.REFUSED: ExitCode.REFUSED,
+        audit.SKIPPED: ExitCode.SKIPPED,
+        audit.FAILED: ExitCode.FAILED,
+        audit.NO_TRAFFIC: ExitCode.NO_TRAFFIC,
+    }
+    return codes[outcome]
+
+
+@contextmanager
+def _one_line_failures(verbose: bool) -> Iterator[None]:
+    """No traceback from Prefect's run loggers or the loop's (unless ``verbose``): the command
+    prints one line per failure, and the decision log keeps it."""
+    if verbose:
+        yield
+        return
+    import prefect  # noqa: F401  (it configures its loggers on import: filter after)
+
+    from ..training.environment import tracebacks_hidden
+    from . import loop
+
+    with tracebacks_hidden(Exception, also=(loop.__name__,)):
+        yield
+
+
+def monitor(
+    policy: RetrainingPolicy, args: argparse.Namespace, paths: LoopPaths, now: datetime
+) -> int:
+    """Measure the champion's recent traffic: print level 3's alerts; no traffic is recorded."""
+    from ..monitoring.config import load_config
+    from ..monitoring.flow import alert_lines, versions_text
+    from . import loop
+
+    config = load_config(args.config or policy.monitoring.config, tuple(args.overrides))
+    try:
+        result = loop.run_monitoring(policy, _engine(), paths, now, config=config)
+    except loop.NoTrafficError as exc:
+        record = loop.record_no_traffic(paths, now, exc)
+        print(f"{record.outcome}: {record.reason}")
+        return ExitCode.NO_TRAFFIC
+    score = "no labels yet" if result.score is None else f"{result.score:.4g}"
+    served = {int(version): rows for version, rows in result.extra["served_by"].items()}
+    print(
+        f"{result.rows} predictions served by {versions_text(served)}: drift share "
+        f"{result.drift_share:.2f}, {result.metric} {score} on {result.labelled_rows} labelled "
+        "row(s)"
+    )
+    for line in alert_lines(result.extra["alerts"], result.report):
+        print(line)
+    return ExitCode.OK
 
 
 def expected_errors() -> tuple[type[Exception], ...]:

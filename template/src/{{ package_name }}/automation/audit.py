@@ -23,6 +23,9 @@ REFUSED = "refused"
 FAILED = "failed"
 SKIPPED = "skipped"
 ROLLED_BACK = "rolled back"
+NO_TRAFFIC = "no traffic"
+#: Retrainings that ran to a verdict: only these start the cool-down (a failure does not).
+COMPLETED = (PROMOTED, REFUSED)
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +59,9 @@ class DecisionRecord:
     """One decision of the loop: what was decided, why, with which numbers, and what changed."""
 
     ts: datetime
-    kind: str  # "retraining" or "rollback"
-    action: str  # "retrain", "skip" or "rollback"
-    outcome: str  # skipped, promoted, refused, failed, rolled back
+    kind: str  # "retraining", "rollback" or "monitoring"
+    action: str  # "retrain", "skip", "rollback" or "monitor"
+    outcome: str  # skipped, promoted, refused, failed, rolled back, no traffic
     reason: str
     numbers: dict[str, float] = field(default_factory=dict)
     period: str | None = None
@@ -85,8 +88,13 @@ def read_log(path: Path) -> list[DecisionRecord]:
 
 
 def last_retraining(path: Path) -> datetime | None:
-    """When the loop last trained a challenger (whatever came of it)."""
-    times = [record.ts for record in read_log(path) if record.action == "retrain"]
+    """When the loop last completed a retraining (promoted or refused by the gate): a failed
+    attempt is in the log but does not hold the next one back."""
+    times = [
+        record.ts
+        for record in read_log(path)
+        if record.action == "retrain" and record.outcome in COMPLETED
+    ]
     return max(times) if times else None
 
 

@@ -45,9 +45,16 @@ def _setup(policy_path: str) -> tuple[RetrainingPolicy, Engine]:
 
 @flow(name="automation-monitoring")
 def monitoring_flow(policy_path: str = str(DEFAULT_POLICY)) -> dict[str, object]:
-    """Run level 3's monitoring check on the champion's recent traffic; store the result."""
+    """Run level 3's monitoring check on the champion's recent traffic; store the result.
+
+    No traffic in the window is recorded in the decision log and the run completes."""
     policy, engine = _setup(policy_path)
-    result = loop.run_monitoring(policy, engine, loop.LoopPaths.default(), datetime.now(UTC))
+    paths, now = loop.LoopPaths.default(), datetime.now(UTC)
+    try:
+        result = loop.run_monitoring(policy, engine, paths, now)
+    except loop.NoTrafficError as exc:  # a new service, a quiet night: recorded, not a failure
+        record = loop.record_no_traffic(paths, now, exc)
+        return {"outcome": record.outcome, "reason": record.reason}
     return {
         "drift_share": result.drift_share,
         result.metric: result.score,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from time import perf_counter
@@ -53,6 +53,10 @@ TRAINING_COLUMNS = [
 
 class RetrainingDataError(DataValidationError):
     """The loop's data (retraining window, monitoring reference) is unusable; says why."""
+
+
+class NoTrafficError(RetrainingDataError):
+    """No served predictions in the monitored window: an outcome to record, not a crash."""
 
 
 @dataclass(frozen=True)
@@ -232,7 +236,8 @@ def run_monitoring(
     retraining triggered by this result trains on the source's rows before it. ``config``:
     the monitoring configuration (default: the policy's).
     """
-    from ..monitoring.flow import check_window  # Prefect and Evidently: only when monitoring
+    # Prefect and Evidently: only when monitoring
+    from ..monitoring.flow import check_window, served_by
 
     version = get_version_by_alias(CHAMPION)
     if version is None:
@@ -241,7 +246,7 @@ def run_monitoring(
     start = start or now - timedelta(hours=config.window.hours)
     traffic = read_window(engine, start, now, config.window.max_rows)
     if traffic.empty:
-        raise RetrainingDataError(
+        raise NoTrafficError(
             f"no served predictions between {start:%Y-%m-%d %H:%M} and {now:%Y-%m-%d %H:%M}"
         )
     champion = promotion.lineage(version)
@@ -268,8 +273,27 @@ def run_monitoring(
         champion_version=version,
         validation_score=champion.metrics.get(policy.triggers.metric_name()),
     )
+    served = {str(version): rows for version, rows in served_by(traffic).items()}
+    result = replace(result, extra={**result.extra, "alerts": check.alerts, "served_by": served})
     append_result(paths.monitoring, result)
     return result
+
+
+def record_no_traffic(
+    paths: LoopPaths, now: datetime, error: NoTrafficError, *, mlflow: bool = True
+) -> DecisionRecord:
+    """Record a monitoring run that found no traffic (the champion is unchanged)."""
+    version = get_version_by_alias(CHAMPION)
+    record = DecisionRecord(
+        ts=now,
+        kind="monitoring",
+        action="monitor",
+        outcome=audit.NO_TRAFFIC,
+        reason=str(error),
+        champion_before=version,
+        champion_after=version,
+    )
+    return audit.record(paths.decisions, record, mlflow)
 
 
 def measure_latency_ms(model: Pipeline, rows: pd.DataFrame) -> float:

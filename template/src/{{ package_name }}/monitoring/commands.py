@@ -56,21 +56,28 @@ def _reported(handler: Handler) -> Handler:
 
         expected: tuple[type[Exception], ...] = (ConfigError,)
         try:
+            import prefect  # noqa: F401  (it configures its loggers on import: filter after)
+
+            from ..problem import DataValidationError
+            from ..training.environment import tracebacks_hidden
             from ..training.registry import ModelNotFoundError
 
             expected = (ConfigError, ModelNotFoundError)
-            return handler(args)
+            with tracebacks_hidden(*expected, DataValidationError):  # one line, not a traceback
+                return handler(args)
         except expected as exc:
             raise CommandError(str(exc)) from None
 
     return run
 
 
-def _monitor(args: argparse.Namespace) -> None:
+def _monitor(args: argparse.Namespace) -> int:
     config = _prepare(args)
+    from ..outcomes import ExitCode
     from .flow import monitoring_flow
 
-    monitoring_flow(config=config)
+    result = monitoring_flow(config=config)
+    return ExitCode.NO_TRAFFIC if result.rows == 0 else ExitCode.OK
 
 
 def _score(args: argparse.Namespace) -> None:
@@ -85,15 +92,19 @@ def _score(args: argparse.Namespace) -> None:
     batch_scoring_flow(location, args.output, window, args.chunk_rows, args.max_rejected_share)
 
 
-def _promote(args: argparse.Namespace) -> None:
+def _promote(args: argparse.Namespace) -> int:
     config = _prepare(args)
     from ..datasets import resolve
+    from ..outcomes import ExitCode
     from .promotion import promotion_flow
 
     selection = _selection(args, args.source) or config.promotion.data
     if selection is not None:  # a missing source is one error line, before the flow starts
         resolve(selection.location(config.data_source()))
-    promotion_flow(config=config, data=selection)
+    decision = promotion_flow(config=config, data=selection)
+    if decision.promoted:
+        return ExitCode.OK
+    return ExitCode.SKIPPED if decision.challenger_version is None else ExitCode.REFUSED
 
 
 def _attach_truth(args: argparse.Namespace) -> None:

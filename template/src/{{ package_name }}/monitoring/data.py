@@ -46,7 +46,7 @@ WINDOW_COLUMNS = (
 )
 #: What the monitoring check reads: no timestamps to parse and no request ids to copy, which
 #: cost more than the rest of a large window.
-CHECK_COLUMNS = ("variant", *FEATURES, PREDICTION, *PROBABILITIES, CLIPPED, TARGET)
+CHECK_COLUMNS = ("variant", "model_version", *FEATURES, PREDICTION, *PROBABILITIES, CLIPPED, TARGET)
 
 
 def _selected(name: str) -> ColumnElement[Any]:

@@ -225,6 +225,25 @@ def check_task(
     return check_window(config, engine, reference, window, run_id, span, report)
 
 
+def served_by(window: pd.DataFrame) -> dict[int, int]:
+    """How many predictions of ``window`` each model version served, by version."""
+    if "model_version" not in window.columns:
+        return {}
+    counts = window["model_version"].dropna().astype("int64").value_counts().sort_index()
+    return dict(zip(counts.index.tolist(), counts.tolist(), strict=True))
+
+
+def versions_text(served: dict[int, int]) -> str:
+    """``v1 (120), v2 (30)``: the versions that served a window, with their predictions."""
+    return ", ".join(f"v{version} ({rows})" for version, rows in served.items()) or "no model"
+
+
+def alert_lines(alerts: list[str], report: Path | str | None) -> list[str]:
+    """The alerts and the report of a check, one indented line each (level 4 prints them too)."""
+    lines = [f"  alert: {alert}" for alert in alerts]
+    return lines + ([f"  report: {report}"] if report is not None else [])
+
+
 @flow(name="monitoring", log_prints=False)
 def monitoring_flow(
     config_path: Path | None = DEFAULT_CONFIG,
@@ -241,9 +260,10 @@ def monitoring_flow(
     window = window_task(config.log_url(), span[0], span[1], config.window.max_rows)
     result = check_task(config, reference, window, uuid4().hex, span)
     verdict = "DRIFT" if result.drift_detected else "no drift"
-    print(f"monitoring: {result.rows} predictions, champion v{version}: {verdict}")
-    for alert in result.alerts:
-        print(f"  alert: {alert}")
-    if result.report is not None:
-        print(f"  report: {result.report}")
+    served = versions_text(served_by(window))
+    print(
+        f"monitoring: {result.rows} predictions served by {served} (champion v{version}): {verdict}"
+    )
+    for line in alert_lines(result.alerts, result.report):
+        print(line)
     return result

@@ -171,7 +171,10 @@ def evaluate_promotion(
     champion, champion_version = load_model_by_alias(CHAMPION)
     challenger_version = get_version_by_alias(CHALLENGER)
     if challenger_version is None:
-        reason = "no challenger in the registry: nothing to promote"
+        reason = (
+            "no challenger in the registry, nothing to promote: `make train` registers one "
+            "(every version after the first is a challenger)"
+        )
         return PromotionDecision(
             False, reason, champion_version, None, metric=metric, margin=margin
         )
@@ -218,7 +221,10 @@ def promotion_flow(
     configure_tracking()
     decision = evaluate_promotion(config, data)
     run_id = record(decision)
-    verdict = "PROMOTED" if decision.promoted else "not promoted"
-    print(f"challenger v{decision.challenger_version}: {verdict}. {decision.reason}")
+    if decision.challenger_version is None:
+        print(f"not promoted: {decision.reason}")
+    else:
+        verdict = "PROMOTED" if decision.promoted else "not promoted"
+        print(f"challenger v{decision.challenger_version}: {verdict}. {decision.reason}")
     print(f"decision recorded in MLflow run {run_id}")
     return decision

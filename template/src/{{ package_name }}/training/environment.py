@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 STATE_DIR = ".mlops"
@@ -50,6 +52,20 @@ class _DropTraceback(logging.Filter):
             record.exc_info = None
             record.exc_text = None
         return True
+
+
+@contextmanager
+def tracebacks_hidden(*expected: type[BaseException], also: tuple[str, ...] = ()) -> Iterator[None]:
+    """Like ``hide_tracebacks_of`` while the block runs, for Prefect's run loggers and ``also``."""
+    loggers = [logging.getLogger(name) for name in ("prefect.task_runs", "prefect.flow_runs", *also)]
+    quiet = _DropTraceback(expected)
+    for logger in loggers:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
 
 
 def hide_tracebacks_of(*expected: type[BaseException]) -> None:
