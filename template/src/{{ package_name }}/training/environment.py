@@ -57,7 +57,9 @@ class _DropTraceback(logging.Filter):
 @contextmanager
 def tracebacks_hidden(*expected: type[BaseException], also: tuple[str, ...] = ()) -> Iterator[None]:
     """Like ``hide_tracebacks_of`` while the block runs, for Prefect's run loggers and ``also``."""
-    loggers = [logging.getLogger(name) for name in ("prefect.task_runs", "prefect.flow_runs", *also)]
+    loggers = [
+        logging.getLogger(name) for name in ("prefect.task_runs", "prefect.flow_runs", *also)
+    ]
     quiet = _DropTraceback(expected)
     for logger in loggers:
         logger.addFilter(quiet)
