@@ -8,6 +8,7 @@ generated: files written by this project's generators carry a marker in their me
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import io
@@ -203,7 +204,15 @@ def _is_glob(text: str) -> bool:
 
 
 def _hint(location: str) -> str:
-    return "; `make data` writes the example's data" if location.startswith("data") else ""
+    """What to do about a missing location under data/: it depends on the contract in use."""
+    if not location.startswith("data"):
+        return ""
+    example: str | None = None
+    with contextlib.suppress(ImportError):  # the example's generator, deleted with the example
+        from .synthetic import EXAMPLE as example
+    if PROBLEM.name == example:
+        return "; `make data` writes the example's data"
+    return "; put your files there, or point the configs (level 1: --data) at them"
 
 
 def _open(path: str) -> Any:

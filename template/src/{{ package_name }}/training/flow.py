@@ -473,9 +473,18 @@ def check_validation(
 
 
 @task(name="register model", cache_policy=NO_CACHE)
-def register(run_id: str) -> int:
+def register(run_id: str, description: str = "") -> int:
     """Register the run's model as a new version; return the version number."""
-    return registry.register_model(run_id, MODEL_ARTIFACT)
+    return registry.register_model(run_id, MODEL_ARTIFACT, description=description)
+
+
+def _description(problem: Problem, config: TrainingConfig, metrics: dict[str, float]) -> str:
+    """A registered version's description: the problem, the model and its validation score."""
+    metric = config.search.objective(problem)
+    return (
+        f"{problem.name} ({problem.task}): {config.model.family}, "
+        f"validation {metric} {metrics[metric]:.4g}"
+    )
 
 
 @task(name="assign alias", cache_policy=NO_CACHE)
@@ -495,7 +504,7 @@ def _start_run(config: TrainingConfig, data: TrainingData, problem: Problem) -> 
     if flow_run.id:
         tags["prefect.flow_run_id"] = str(flow_run.id)
     run = MlflowClient().create_run(
-        experiment.experiment_id, run_name=f"train-{config.model.family}", tags=tags
+        experiment.experiment_id, run_name=f"{problem.name}-{config.model.family}", tags=tags
     )
     return str(run.info.run_id)
 
@@ -528,7 +537,7 @@ def training_flow(
         metrics = evaluate_model(model, data, problem)
         warnings = check_validation(run_id, data, metrics, problem)
         log_run(run_id, config, data, features, params, model, metrics, problem)
-        version = register(run_id)
+        version = register(run_id, _description(problem, config, metrics))
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise

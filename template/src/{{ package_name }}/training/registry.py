@@ -42,8 +42,11 @@ def _logged_model(client: MlflowClient, run_id: str, artifact_path: str) -> Logg
     return found[0]
 
 
-def register_model(run_id: str, artifact_path: str = "model", name: str = MODEL_NAME) -> int:
-    """Register the model that run ``run_id`` logged as ``artifact_path``; return its version."""
+def register_model(
+    run_id: str, artifact_path: str = "model", name: str = MODEL_NAME, description: str = ""
+) -> int:
+    """Register the model that run ``run_id`` logged as ``artifact_path`` (with
+    ``description``); return its version."""
     client = MlflowClient()
     logged = _logged_model(client, run_id, artifact_path)
     try:
@@ -52,7 +55,7 @@ def register_model(run_id: str, artifact_path: str = "model", name: str = MODEL_
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
     version = client.create_model_version(
-        name, logged.model_uri, run_id=run_id, model_id=logged.model_id
+        name, logged.model_uri, run_id=run_id, model_id=logged.model_id, description=description
     )
     return int(version.version)
 
