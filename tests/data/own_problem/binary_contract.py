@@ -1,9 +1,10 @@
 """The problem this project solves, declared once: is a breast tumour malignant?
 
 A user's own binary classification problem ("Your own problem"): scikit-learn's breast cancer
-data (569 biopsies, the ten mean measurements of the cell nuclei), with a patient identifier
-and an exam date per biopsy. The diagnosis is a string class; "malignant" is the positive one,
-predicted from a probability of 0.3 on.
+data (569 biopsies, the ten mean measurements of the cell nuclei), with a patient identifier,
+an exam date, the clinic (unknown for some biopsies) and the radius's tertile (0, 1 or 2) per
+biopsy. The diagnosis is a string class; "malignant" is the positive one, predicted from a
+probability of 0.3 on.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ class Biopsies(pa.DataFrameModel):
 
     patient_id: Series[str] = pa.Field(metadata={"role": "identifier"})
     exam_date: Series[pd.Timestamp] = pa.Field(metadata={"role": "event_time"})
+    clinic: Series[str] = pa.Field(nullable=True, metadata={"role": "categorical"})
+    size_grade: Series[int] = pa.Field(
+        isin=[0, 1, 2], description="Tertile of the mean radius", metadata={"role": "categorical"}
+    )
     mean_radius: Series[float] = pa.Field(ge=0, metadata={"role": "numeric"})
     mean_texture: Series[float] = pa.Field(ge=0, metadata={"role": "numeric"})
     mean_perimeter: Series[float] = pa.Field(ge=0, metadata={"role": "numeric"})

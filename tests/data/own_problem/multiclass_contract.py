@@ -2,7 +2,8 @@
 
 A user's own multiclass problem ("Your own problem"): scikit-learn's wine data (178 wines from
 three cultivars of one Italian region, thirteen chemical measurements), with a sample
-identifier and a tasting date per wine. The cultivar is an integer class: 0, 1 or 2.
+identifier, a tasting date, the cellar (unknown for some wines) and the colour's tertile (0, 1
+or 2) per wine. The cultivar is an integer class: 0, 1 or 2.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ class Wines(pa.DataFrameModel):
 
     wine_id: Series[str] = pa.Field(metadata={"role": "identifier"})
     tasting_date: Series[pd.Timestamp] = pa.Field(metadata={"role": "event_time"})
+    cellar: Series[str] = pa.Field(nullable=True, metadata={"role": "categorical"})
+    colour_grade: Series[int] = pa.Field(
+        isin=[0, 1, 2],
+        description="Tertile of the colour intensity",
+        metadata={"role": "categorical"},
+    )
     alcohol: Series[float] = pa.Field(ge=0, le=100, metadata={"role": "numeric", "unit": "%"})
     malic_acid: Series[float] = pa.Field(ge=0, metadata={"role": "numeric", "unit": "g/l"})
     ash: Series[float] = pa.Field(ge=0, metadata={"role": "numeric", "unit": "g/l"})

@@ -2,7 +2,8 @@
 
 A user's own problem, as the template's docs walk through it ("Your own problem"): scikit-learn's
 diabetes data (442 patients, ten baseline measurements, standardised), with the sex as a string
-category, a BMI band derived from it (missing for some patients) and a visit date per patient.
+category, a BMI band derived from it (missing for some patients), the blood pressure's tertile as
+an integer category (0, 1 or 2) and a visit date per patient.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ class Patients(pa.DataFrameModel):
     sex: Series[str] = pa.Field(isin=["female", "male"], metadata={"role": "categorical"})
     bmi_band: Series[str] = pa.Field(
         isin=["low", "normal", "high"], nullable=True, metadata={"role": "categorical"}
+    )
+    bp_grade: Series[int] = pa.Field(
+        isin=[0, 1, 2], description="Blood pressure tertile", metadata={"role": "categorical"}
     )
     age: Series[float] = pa.Field(ge=-0.5, le=0.5, metadata={"role": "numeric"})
     bmi: Series[float] = pa.Field(ge=-0.5, le=0.5, metadata={"role": "numeric"})
