@@ -72,6 +72,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
         _no_options,
     ),
     "deploy": ("register the scheduled deployments in a work pool, for workers", _deploy_options),
+    "prefect-server": ("run the project's local Prefect server until Ctrl-C", _no_options),
     "serve": ("run the service with live model swap", _serve_options),
 }
 
@@ -118,23 +119,27 @@ def _describe(deployments: Sequence[RunnerDeployment]) -> None:
 def serve_flows(policy: RetrainingPolicy, policy_path: Path) -> int:
     """Run both flows on their schedules here until Ctrl-C (one machine, no worker).
 
-    Against ``PREFECT_API_URL`` if set, else a Prefect server started for the purpose (the
-    ephemeral API runs no scheduler: its deployments would never run).
+    Against ``PREFECT_API_URL`` if set, else the project's local server (``make prefect-server``)
+    if it runs, else one started for the purpose on the same port (the ephemeral API runs no
+    scheduler: its deployments would never run). Ctrl-C stops cleanly.
     """
     from .flows import build_deployments, serve
-    from .local_server import ServerError, local_server
+    from .local_server import ServerError, healthy, local_api_url, local_port, local_server
 
     deployments = build_deployments(policy, policy_path)
     _describe(deployments)
-    api = os.environ.get("PREFECT_API_URL")
-    if api:
-        print(f"serving them against {api}; Ctrl-C stops (and pauses their schedules)", flush=True)
-        serve(deployments)
-        return 0
-    signal.signal(signal.SIGTERM, _exit)  # stop the local server on SIGTERM too
-    home = Path(os.environ["PREFECT_HOME"]).expanduser()
+    api = os.environ.get("PREFECT_API_URL") or (
+        local_api_url() if healthy(local_api_url()) else None
+    )
     try:
-        with local_server(home) as api_url:
+        if api:
+            print(f"serving them against {api}; Ctrl-C stops (and pauses their schedules)")
+            sys.stdout.flush()
+            serve(deployments, api)
+            return 0
+        signal.signal(signal.SIGTERM, _exit)  # stop the local server on SIGTERM too
+        home = Path(os.environ["PREFECT_HOME"]).expanduser()
+        with local_server(home, local_port()) as api_url:
             print(
                 f"serving them against a local Prefect server, {api_url} (database and log in "
                 f"{home}); Ctrl-C stops both",
@@ -144,6 +149,31 @@ def serve_flows(policy: RetrainingPolicy, policy_path: Path) -> int:
     except ServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("stopped (Ctrl-C)")
+    return 0
+
+
+def prefect_server() -> int:
+    """Run the project's local Prefect server on 127.0.0.1 until Ctrl-C; say how to use it."""
+    from .local_server import ServerError, local_port, local_server
+
+    signal.signal(signal.SIGTERM, _exit)
+    home = Path(os.environ["PREFECT_HOME"]).expanduser()
+    try:
+        with local_server(home, local_port()) as api_url:
+            print(
+                f"Prefect server at {api_url} (database and log in {home}); Ctrl-C stops it.\n"
+                f"`make automation` and `make deploy-flows` use it; for `prefect` commands:\n"
+                f"  export PREFECT_API_URL={api_url}",
+                flush=True,
+            )
+            signal.pause()
+    except ServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stopped (Ctrl-C)")
     return 0
 
 
@@ -168,21 +198,27 @@ def deploy(policy: RetrainingPolicy, args: argparse.Namespace) -> int:
     print(f"work pool: {pool}; runs start in {working_dir}")
     if args.dry_run:
         return 0
-    if not os.environ.get("PREFECT_API_URL"):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from .local_server import healthy, local_api_url
+
+    api = os.environ.get("PREFECT_API_URL") or local_api_url()
+    if not healthy(api):
         print(
-            "error: set PREFECT_API_URL to a Prefect server (e.g. http://127.0.0.1:4200/api); "
-            "the local ephemeral API forgets deployments (`make automation` serves them instead)",
+            f"error: no Prefect server at {api}: start one with `make prefect-server` (or set "
+            "PREFECT_API_URL to yours); Prefect's ephemeral API forgets deployments",
             file=sys.stderr,
         )
         return 2
-    kind, created = ensure_work_pool(pool)
-    print(f"work pool {pool} ({kind}): {'created' if created else 'exists'}")
-    for deployment in deployments:
-        print(f"registered {deployment.flow_name}/{deployment.name}: {deployment.apply()}")
+    with temporary_settings(updates={PREFECT_API_URL: api}):
+        kind, created = ensure_work_pool(pool)
+        print(f"work pool {pool} ({kind}): {'created' if created else 'exists'}")
+        for deployment in deployments:
+            print(f"registered {deployment.flow_name}/{deployment.name}: {deployment.apply()}")
     print(
         "runs wait for a worker on the pool: start one where the project is installed, e.g.\n"
-        f"  cd {working_dir} && PREFECT_API_URL={os.environ['PREFECT_API_URL']} "
-        f"uv run prefect worker start --pool {pool}"
+        f"  cd {working_dir} && PREFECT_API_URL={api} "
+        f"uv run --frozen prefect worker start --pool {pool}"
     )
     return 0
 
@@ -215,6 +251,8 @@ def run(args: argparse.Namespace) -> int:
         return serve_flows(policy, args.policy)
     if args.command == "deploy":
         return deploy(policy, args)
+    if args.command == "prefect-server":
+        return prefect_server()
     from ..training.tracking import configure_tracking
     from . import loop
 

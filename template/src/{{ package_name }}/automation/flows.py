@@ -2,10 +2,12 @@
 
 Two ways to run them on their schedules:
 
-- one machine: ``serve`` runs both in this process (``make automation``), against the local
-  ephemeral API or the server of ``PREFECT_API_URL``;
-- scaled out: ``deploy`` registers them on a server in a work pool (``make deploy-flows``),
-  and workers polling that pool (``prefect worker start --pool ...``) run them.
+- one machine: ``serve`` runs both in this process (``make automation``), against the server
+  of ``PREFECT_API_URL``, else the project's local server on 127.0.0.1:4200 (``make
+  prefect-server``, or one ``make automation`` starts for itself; never Prefect's ephemeral
+  API, which runs no scheduler);
+- scaled out: ``deploy`` registers them on that server in a work pool (``make deploy-flows``),
+  and workers polling that pool (``uv run --frozen prefect worker start --pool ...``) run them.
 
 Either way the flows are imported from the installed package (a module path, no code upload),
 and each run works in the project directory, where configs, data and ``.mlops/`` are.

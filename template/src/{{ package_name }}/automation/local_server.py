@@ -20,6 +20,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 STARTUP_TIMEOUT = 120.0
+#: The one port of the project's local Prefect server (``make prefect-server``, ``make
+#: automation``, ``make deploy-flows`` and the commands they print); PREFECT_SERVER_API_PORT
+#: (Prefect's own setting) moves it.
+DEFAULT_PORT = 4200
+
+
+def local_port() -> int:
+    """The local server's port: ``PREFECT_SERVER_API_PORT``, else 4200."""
+    return int(os.environ.get("PREFECT_SERVER_API_PORT") or DEFAULT_PORT)
+
+
+def local_api_url(port: int | None = None) -> str:
+    """The API address of the local server on ``port`` (default: :func:`local_port`)."""
+    return f"http://127.0.0.1:{port or local_port()}/api"
 
 
 class ServerError(RuntimeError):
@@ -63,7 +77,7 @@ def local_server(home: Path, port: int = 0, timeout: float = STARTUP_TIMEOUT) ->
     The server is stopped on exit, whatever happened inside.
     """
     port = port or free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
+    api_url = local_api_url(port)
     home.mkdir(parents=True, exist_ok=True)
     log = home / "server.log"
     cmd = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
