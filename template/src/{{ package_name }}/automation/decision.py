@@ -134,15 +134,17 @@ def judge(
     gate: Gate,
     *,
     metric: str,
-    p95_latency_ms: float,
+    latency_ms: tuple[float, float],
     problems: Sequence[str] = (),
     span: tuple[float, float] | None = None,
 ) -> GateResult:
     """The validation gate: sanity checks first, then better than the champion on ``metric``
     (in its direction) by the margin.
 
-    ``problems``: what ``model.sanity_problems`` found in the challenger; ``span``: the lowest
-    and highest of a regressor's raw predictions, held to ``gate.bounds()``.
+    ``latency_ms``: the p95 of the champion's and the challenger's single-row predictions,
+    measured in the same run; ``problems``: what ``model.sanity_problems`` found in the
+    challenger; ``span``: the lowest and highest of a regressor's raw predictions, held to
+    ``gate.bounds()``.
     """
     needed = required(metric, champion, gate.margin)
     numbers = {
@@ -150,7 +152,8 @@ def judge(
         f"gate.challenger_{metric}": challenger,
         f"gate.required_{metric}": needed,
         "gate.margin": gate.margin,
-        "gate.p95_latency_ms": p95_latency_ms,
+        "gate.champion_p95_latency_ms": latency_ms[0],
+        "gate.p95_latency_ms": latency_ms[1],
     }
     if problems:
         return GateResult(False, f"sanity: {'; '.join(problems)}", numbers)
@@ -166,10 +169,12 @@ def judge(
                 f"outside [{lowest:.4g}, {highest:.4g}]",
                 numbers,
             )
-    if p95_latency_ms > gate.latency_budget_ms:
+    champion_ms, challenger_ms = latency_ms
+    if challenger_ms > gate.max_latency_ratio * champion_ms:
         return GateResult(
             False,
-            f"sanity: p95 latency {p95_latency_ms:.2f} ms > budget {gate.latency_budget_ms:g} ms",
+            f"sanity: p95 latency {challenger_ms:.2f} ms > {gate.max_latency_ratio:g} x the "
+            f"champion's {champion_ms:.2f} ms, measured in the same run",
             numbers,
         )
     sign = ">=" if METRICS[metric].greater_is_better else "<="

@@ -82,7 +82,7 @@ class Training(StrictModel):
 
 class Gate(MetricChoice):
     """What the challenger must pass to become champion: sane predictions (a regressor's within
-    ``bounds``; a classifier's several classes and true probabilities), the latency budget,
+    ``bounds``; a classifier's several classes and true probabilities), latency near the champion's,
     and ``metric`` (null: the task's primary one) better than the champion's by ``margin``."""
 
     margin: float = Field(default=0.02, ge=0.0, lt=1.0)  # relative, in the metric's direction
@@ -92,7 +92,19 @@ class Gate(MetricChoice):
     prediction_range: tuple[float, float] | None = None
     #: The derived range: the target's range widened by this share of its scale on each side.
     prediction_slack: float = Field(default=0.5, ge=0.0)
-    latency_budget_ms: float = Field(default=25.0, gt=0.0)
+    #: The challenger's p95 latency may be at most this multiple of the champion's (both
+    #: measured in the same run, after a warm-up, so a busy machine slows both alike).
+    max_latency_ratio: float = Field(default=2.0, gt=0.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "latency_budget_ms" in data:
+            raise ValueError(
+                "latency_budget_ms is now max_latency_ratio (the challenger's p95 latency over "
+                "the champion's, measured in the same run)"
+            )
+        return data
 
     @field_validator("prediction_range")
     @classmethod
