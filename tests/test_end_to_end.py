@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git_status, project_env, run
+from tests.tlc_files import WRITE_MONTHS
 
 pytestmark = pytest.mark.slow
 
@@ -99,7 +100,7 @@ def test_level_0_notebook_runs_headless_from_its_requirements(
     assert (project / "models" / "model.pkl").stat().st_size > 0
     assert git_status(project) == ""
     # Real TLC files of other months: found by changing the first cell only, and named
-    run([python, "-c", TLC_FILES], project)
+    run([python, "-c", WRITE_MONTHS, "data", "2023-11", "2023-12"], project)
     months = "TRAIN_MONTH, VAL_MONTH = (2023, 11), (2023, 12)"
     out = run([python, "-c", TLC_RUN, months], project / "notebooks").stdout
     assert "read from ../data/yellow_tripdata_2023-11.parquet" in out
@@ -116,23 +117,6 @@ def test_level_0_notebook_runs_headless_from_its_requirements(
     assert "yellow_tripdata_2023-10.parquet not found" in failed.stdout + failed.stderr
 
 
-# Two months of trips under their TLC names, in the yellow-taxi columns the notebook reads.
-TLC_FILES = """
-import numpy as np, pandas as pd
-rng = np.random.default_rng(0)
-for month in (11, 12):
-    n = 3000
-    pickup = pd.Timestamp(2023, month, 1) + pd.to_timedelta(rng.integers(0, 86400 * 28, n), "s")
-    distance = rng.gamma(2.0, 1.5, n).round(2)
-    minutes = 3 + 4 * distance + rng.normal(0, 2, n)
-    pd.DataFrame({
-        "tpep_pickup_datetime": pickup,
-        "tpep_dropoff_datetime": pickup + pd.to_timedelta(minutes * 60, "s"),
-        "PULocationID": rng.integers(1, 266, n),
-        "DOLocationID": rng.integers(1, 266, n),
-        "trip_distance": distance,
-    }).to_parquet(f"data/yellow_tripdata_2023-{month}.parquet")
-"""
 # The notebook with its first cell set to read TLC files of the months given as argv[1].
 TLC_RUN = """
 import sys, nbformat, nbclient

@@ -14,32 +14,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, run
+from tests.tlc_files import WRITE_MONTHS
 
 pytestmark = pytest.mark.slow
 
 DOC = ROOT / "docs" / "worked-example.md"
 DOC_MONTHS = "2024-01 2024-02"
 MONTHS = ("2022-07", "2022-08")  # months the shipped configs never name
-
-# TLC-schema trips (yellow columns, no duration: it is derived) of argv[2:] into folder argv[1].
-TLC_FILES = """
-import sys
-import numpy as np, pandas as pd
-rng = np.random.default_rng(0)
-for month in sys.argv[2:]:
-    n = 3000
-    start = pd.Timestamp(f"{month}-01")
-    pickup = start + pd.to_timedelta(rng.integers(0, 86400 * 28, n), "s")
-    distance = rng.gamma(2.0, 1.5, n).round(2)
-    minutes = 3 + 4 * distance + rng.normal(0, 2, n)
-    pd.DataFrame({
-        "tpep_pickup_datetime": pickup,
-        "tpep_dropoff_datetime": pickup + pd.to_timedelta(minutes * 60, "s"),
-        "PULocationID": rng.integers(1, 266, n),
-        "DOLocationID": rng.integers(1, 266, n),
-        "trip_distance": distance,
-    }).to_parquet(f"{sys.argv[1]}/yellow_tripdata_{month}.parquet")
-"""
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -72,7 +53,7 @@ def test_the_level_2_real_data_path_trains_on_any_month(
 ) -> None:
     project = installed_copy(2)
     run(
-        [str(project / ".venv" / "bin" / "python"), "-c", TLC_FILES, str(tlc_server), *MONTHS],
+        [str(project / ".venv" / "bin" / "python"), "-c", WRITE_MONTHS, str(tlc_server), *MONTHS],
         project,
     )
     fetch = documented('make data ARGS="--tlc yellow')
