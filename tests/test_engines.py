@@ -170,7 +170,7 @@ print(json.dumps({{
     "versions": sorted(int(v.version) for v in versions),
     "aliases": {{alias: int(version) for alias, version in model.aliases.items()}},
     "model_ids": sorted(v.source.removeprefix("models:/") for v in versions),
-    "training_runs": sum(run.info.run_name.startswith("train-") for run in runs),
+    "training_runs": sum("mlflow.parentRunId" not in run.data.tags for run in runs),
     "artifact_location": experiment.artifact_location,
 }}))
 """
