@@ -45,7 +45,9 @@ def test_the_readme_moves_projects_with_the_templates_update_command() -> None:
     """One command everywhere: the README's, the generated READMEs' and the guard's."""
     readme = (ROOT / "README.md").read_text()
     (move,) = bash_blocks(readme, "Move a project to another level")
-    assert move.strip() == f"{maturity.UPDATE_COMMAND} --data level=2"
+    update, lock = move.strip().splitlines()
+    assert update == f"{maturity.UPDATE_COMMAND} --data level=2"
+    assert lock.startswith("make lock")  # the new level's lock, which the doctor asks for
     quick = "\n".join(bash_blocks(readme, "Quick start"))
     assert 'copier copy --trust --defaults "$PWD" ' in quick  # an absolute template path
 
