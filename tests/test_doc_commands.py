@@ -48,6 +48,8 @@ def commands(markdown: str) -> Iterator[str]:
 def _parse(project: Path, argv: list[str]) -> str | None:
     """None if the project's CLI parses ``argv``, else argparse's message."""
     sys.path.insert(0, str(project / "src"))
+    # The rendered project is shared with other tests: leave no __pycache__ in it.
+    writes_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
         for name in [m for m in sys.modules if m == PACKAGE or m.startswith(PACKAGE + ".")]:
             del sys.modules[name]
@@ -60,6 +62,7 @@ def _parse(project: Path, argv: list[str]) -> str | None:
                 return None if exit.code == 0 else errors.getvalue().strip().splitlines()[-1]
         return None
     finally:
+        sys.dont_write_bytecode = writes_bytecode
         sys.path.remove(str(project / "src"))
         for name in [m for m in sys.modules if m == PACKAGE or m.startswith(PACKAGE + ".")]:
             del sys.modules[name]
