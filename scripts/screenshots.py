@@ -368,7 +368,8 @@ def runs_table(base: str, experiment: str) -> dict[str, Any]:
     runs = api(base, "/api/2.0/mlflow/runs/search", body)["runs"]
     parents = [r for r in runs if "mlflow.parentRunId" not in tags(r)]
     newest = parents[0]
-    metrics = sorted({m["key"] for r in runs for m in r["data"].get("metrics", [])})
+    metrics = {m["key"] for r in runs for m in r["data"].get("metrics", [])}
+    metrics = sorted(key for key in metrics if "." not in key)  # not the data's row counts
     params = sorted(p["key"] for p in newest["data"].get("params", []) if "." not in p["key"])
     columns = ["attributes.`Models`"]
     columns += [f"metrics.`{key}`" for key in metrics] + [f"params.`{key}`" for key in params]
