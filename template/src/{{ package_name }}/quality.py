@@ -80,6 +80,11 @@ class Rejects:
         labels = self.table["column"].astype(str) + " " + self.table["check"].astype(str)
         return {str(k): int(v) for k, v in labels.value_counts().items()}
 
+    def by_source(self) -> dict[str, int]:
+        """Rows set aside per file, most first."""
+        rows = self.table[["source", "row"]].drop_duplicates()
+        return {str(k): int(v) for k, v in rows["source"].value_counts().items()}
+
     def reasons(self) -> pd.Series:
         """One text per rejected row (its failures joined), indexed by ``(source, row)``."""
         text = self.table["column"].astype(str) + " " + self.table["check"].astype(str)
@@ -141,10 +146,13 @@ class Rejects:
         limit = MAX_REJECTED_SHARE if limit is None else limit
         if settled.share > limit:
             checks = ", ".join(f"{label}: {n}" for label, n in list(self.by_check().items())[:5])
+            sources = self.by_source()
+            files = ", ".join(f"{name}: {n}" for name, n in list(sources.items())[:3])
+            origin = f"; from {files}" if list(sources) != [what] else ""
             where = f"; rejects in {settled.path}" if settled.path else ""
             raise RejectedShareError(
                 f"{what}: {settled.counts()} break the contract, more than the limit "
-                f"{limit:.0%} ({checks}){where}"
+                f"{limit:.0%} ({checks}){origin}{where}"
             )
         return settled
 
