@@ -26,6 +26,7 @@ from ..monitoring.config import MonitoringConfig
 from ..monitoring.config import load_config as load_monitoring_config
 from ..monitoring.data import labelled, labelled_event_times, read_window, with_predictions
 from ..problem import PROBLEM, DataValidationError
+from ..quality import Rejects, rejects_path, target_rejects
 from ..serving.predictor import make_predictor
 from ..training.config import Selection, TrainingConfig, load_config
 from ..training.environment import state_dir
@@ -150,13 +151,16 @@ def challenger_config(
 def labelled_traffic(
     engine: Engine, since: datetime | None, until: datetime, max_rows: int | None = None
 ) -> pd.DataFrame:
-    """Served rows with their ground truth, as training rows (served time as event time)."""
+    """Served rows with their ground truth, as training rows (served time as event time).
+
+    The ground truth is as the log holds it, unchecked: the training run that reads these
+    rows sets aside (counts, and writes to its rejects file) a target the contract now finds
+    implausible, as it does for any file.
+    """
     window = labelled(read_window(engine, since or datetime.min.replace(tzinfo=UTC), until))
     if max_rows is not None:
         window = window.head(max_rows)
     target = window[PROBLEM.target.name]
-    if PROBLEM.is_classifier:  # the log's labels as the declared classes' type
-        target = PROBLEM.class_labels(target)[0]
     rows = PROBLEM.feature_frame(window).assign(**{PROBLEM.target.name: target.to_numpy()})
     if PROBLEM.event_time is not None:  # as the caller sent it, else when it was served
         served = pd.to_datetime(window["ts"], utc=True).dt.tz_localize(None)
@@ -175,7 +179,13 @@ def training_snapshot(
     gate_start: datetime | None = None,
 ) -> Path:
     """The retraining window plus the labelled traffic served before the monitored window,
-    written to one parquet file the challenger's training run reads (and logs)."""
+    written to one parquet file the challenger's training run reads (and logs).
+
+    The traffic's rows go in as logged: the training run screens them as it screens any data
+    (``quality.screen``), so a row whose logged features or ground truth break the contract
+    is set aside, counted in the run's lineage and metrics and written to its rejects file,
+    never dropped unseen.
+    """
     base = load_config(policy.training.config, policy.training.overrides)
     window = retraining_window(policy, result, gate_start)
     source, lineage = datasets.load(window.location(base.data.source), window.window())
@@ -184,9 +194,7 @@ def training_snapshot(
     traffic = labelled_traffic(engine, since, result.window_start)
     parts = [source[TRAINING_COLUMNS]]
     if not traffic.empty:
-        parts.append(
-            PROBLEM.prepare(traffic, "labelled traffic (prediction log)")[TRAINING_COLUMNS]
-        )
+        parts.append(traffic[TRAINING_COLUMNS])
     rows = pd.concat(parts, ignore_index=True)
     log.info("challenger data: %d rows from %s, %d served", len(source), lineage, len(traffic))
     path = folder / f"challenger-{result.period}-{uuid4().hex[:8]}.parquet"
@@ -340,18 +348,41 @@ def gate_check(
     )
 
 
-def gate_data(engine: Engine, result: MonitoringResult, gate: Gate) -> pd.DataFrame:
-    """The labelled traffic of the monitored window: the same recent rows for both models."""
+#: Where the gate's rows come from, as its rejects name it.
+GATE_SOURCE = "prediction log"
+
+
+def gate_data(engine: Engine, result: MonitoringResult, gate: Gate) -> tuple[pd.DataFrame, Rejects]:
+    """The labelled traffic of the monitored window: the same recent rows for both models.
+
+    A logged target the contract finds implausible (outside its range, not a declared class)
+    is set aside as any bad row is (``quality``): counted, written to a rejects file and
+    refused past the contract's share; the rows set aside are returned with the kept ones.
+    """
     traffic = labelled(read_window(engine, result.window_start, result.window_end))
-    if len(traffic) < gate.min_rows:
+    rows, rejects = target_rejects(traffic.reset_index(drop=True), GATE_SOURCE)
+    rejects = rejects.settle(GATE_SOURCE, rejects_path(GATE_SOURCE, f"gate-{result.period}"))
+    for line in rejects.summary_lines("the gate's labelled traffic"):
+        log.warning(line)
+    if len(rows) < gate.min_rows:
+        set_aside = f" ({rejects.rejected} set aside)" if rejects.rejected else ""
         raise RetrainingDataError(
-            f"{len(traffic)} labelled row(s) in the monitored window, the gate needs "
+            f"{len(rows)} labelled row(s) in the monitored window{set_aside}, the gate needs "
             f"gate.min_rows={gate.min_rows}"
         )
-    rows = traffic.head(gate.max_rows).reset_index(drop=True)
-    if PROBLEM.is_classifier:  # the log's labels as the declared classes' type
-        rows[PROBLEM.target.name] = PROBLEM.class_labels(rows[PROBLEM.target.name])[0]
-    return rows
+    return rows.head(gate.max_rows).reset_index(drop=True), rejects
+
+
+def rejects_numbers(side: str, rejects: Rejects) -> dict[str, float]:
+    """Rows read and set aside, as a decision's numbers (``<side>.rows_rejected``)."""
+    return {f"{side}.rows_read": float(rejects.rows), f"{side}.rows_rejected": rejects.rejected}
+
+
+def rejects_note(rejects: Rejects) -> str:
+    """What the gate set aside, for the decision's reason (nothing when none)."""
+    if not rejects.rejected:
+        return ""
+    return f"; the gate set aside {rejects.counts()} of labelled traffic (rejects: {rejects.path})"
 
 
 def _skip(
@@ -401,7 +432,7 @@ def retrain_and_gate(
         promotion.promote(version)
         return audit.PROMOTED, "first model: became champion", numbers, version
     try:
-        data = gate_data(engine, result, policy.gate)
+        data, rejects = gate_data(engine, result, policy.gate)
         champion = promotion.load_version(result.champion_version)
         verdict = gate_check(champion, promotion.load_version(version), data, policy.gate)
     except Exception as exc:
@@ -414,11 +445,13 @@ def retrain_and_gate(
             version,
         )
     numbers.update({**verdict.numbers, "gate.rows": float(len(data))})
+    numbers.update(rejects_numbers("gate", rejects))
+    reason = verdict.reason + rejects_note(rejects)
     if not verdict.passed:
-        promotion.refuse(version, verdict.reason)
-        return audit.REFUSED, verdict.reason, numbers, version
+        promotion.refuse(version, reason)
+        return audit.REFUSED, reason, numbers, version
     promotion.promote(version)
-    return audit.PROMOTED, verdict.reason, numbers, version
+    return audit.PROMOTED, reason, numbers, version
 
 
 def run_retraining_check(
