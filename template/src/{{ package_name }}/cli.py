@@ -24,6 +24,8 @@ from . import __version__
 from .outcomes import MIN_TRAIN_ROWS, MIN_VALIDATION_ROWS, ExitCode
 
 DEFAULT_MODEL_PATH = Path("models/model.joblib")
+#: Where ``predict`` writes by default: a folder the project's .gitignore ignores.
+PREDICTIONS_DIR = Path("reports") / "predictions"
 DEFAULT_DATA = "data/example"
 DEFAULT_CONTRACT = Path("src") / str(__package__) / "contract.py"
 #: Level packages that may add subcommands, in level order.
@@ -225,8 +227,9 @@ def _predict(args: argparse.Namespace) -> None:
     model = load_model(args.model_path)
     frame, _ = read_file(args.input)
     out, clipped, rejects = with_predictions(model, frame, str(args.input), args.max_rejected_share)
-    write_frame(out, args.output)
-    print(predictions_written(len(out), rejects, args.output, clipped))
+    output = predictions_output(args)
+    write_frame(out, output)
+    print(predictions_written(len(out), rejects, output, clipped))
     for line in rejects.summary_lines(str(args.input)):
         print(line)
 
@@ -391,12 +394,28 @@ def _add_predict(commands: Commands) -> None:
     score.add_argument(
         "--model-path", type=Path, default=DEFAULT_MODEL_PATH, help="(default: %(default)s)"
     )
-    score.add_argument("--input", type=Path, required=True, help="parquet or csv file")
-    score.add_argument(
-        "--output", type=Path, default=Path("predictions.parquet"), help="(default: %(default)s)"
-    )
+    add_predict_files(score)
     add_rejected_share(score)
     score.set_defaults(handler=_predict)
+
+
+def add_predict_files(parser: argparse.ArgumentParser) -> None:
+    """``--input`` and ``--output`` (by default a file in ``reports/predictions/``)."""
+    parser.add_argument("--input", type=Path, required=True, help="parquet or csv file")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help=f"parquet or csv file (default: {PREDICTIONS_DIR}/<input name>-predictions.parquet, "
+        "ignored by git)",
+    )
+
+
+def predictions_output(args: argparse.Namespace) -> Path:
+    """``--output``, else ``reports/predictions/<input name>-predictions.parquet``."""
+    if args.output is not None:
+        return Path(args.output)
+    return PREDICTIONS_DIR / f"{Path(args.input).stem}-predictions.parquet"
 
 
 def add_rejected_share(parser: argparse.ArgumentParser) -> None:

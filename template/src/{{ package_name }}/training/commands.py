@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..cli import add_rejected_share
+from ..cli import add_predict_files, add_rejected_share
 
 COMMANDS = ("train", "predict")
 #: ``config.DEFAULT_CONFIG``, not imported from there: that module imports pandas and sklearn.
@@ -105,7 +105,7 @@ def predict(args: argparse.Namespace) -> int:
     from . import environment
 
     environment.set_offline_defaults()
-    from ..cli import predictions_written, with_predictions, write_frame
+    from ..cli import predictions_output, predictions_written, with_predictions, write_frame
     from ..datasets import read_file
     from .registry import ModelNotFoundError, check_task
     from .tracking import configure_tracking
@@ -119,11 +119,12 @@ def predict(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out, clipped, rejects = with_predictions(model, frame, str(args.input), args.max_rejected_share)
-    write_frame(out, args.output)
+    output = predictions_output(args)
+    write_frame(out, output)
     which = f"{args.alias!r} (version {version})"
     if args.model_version is not None:
         which = f"version {version}"
-    print(predictions_written(len(out), rejects, args.output, clipped, f" of {which}"))
+    print(predictions_written(len(out), rejects, output, clipped, f" of {which}"))
     for line in rejects.summary_lines(str(args.input)):
         print(line)
     return 0
@@ -156,10 +157,7 @@ def register(commands: Any) -> None:
         "probability_<class> column per class), scored by the registry's champion "
         "(or --alias / --version).",
     )
-    score.add_argument("--input", type=Path, required=True, help="parquet or csv file")
-    score.add_argument(
-        "--output", type=Path, default=Path("predictions.parquet"), help="(default: %(default)s)"
-    )
+    add_predict_files(score)
     which = score.add_mutually_exclusive_group()
     which.add_argument("--alias", default="champion", help="registry alias (default: %(default)s)")
     which.add_argument(
