@@ -187,6 +187,90 @@ def test_a_project_from_a_release_updates_to_the_next_keeping_the_users_edits(
     assert git_status(project) == ""
 
 
+# ------------------------------------------------ migrations: what a release moved, moved
+
+# Release 0.1.0's level 4 set drift thresholds of its own under retraining.yaml's triggers; a
+# later one moved them to monitoring.yaml's drift section (feature_thresholds was new there).
+OLD_TRIGGERS = """\
+  drift_share: 0.5             # retrain when this share of the features drifted ...
+  categorical_threshold: 0.15  # ... a feature drifts when its score exceeds its threshold:
+  numeric_threshold: 0.2       #     Jensen-Shannon (categorical), normed Wasserstein (numeric)
+  feature_thresholds: {}       # per-feature limits, e.g. {some_feature: 0.3}
+"""
+
+
+def tag_the_release_before_the_move(repo: Path) -> dict[Path, str]:
+    """Tag v0.1.0 with 0.1.0's config shape; return the files as the next release has them."""
+    configs = repo / "template" / "configs"
+    retraining, monitoring = configs / "retraining.yaml.jinja", configs / "monitoring.yaml"
+    newer = {path: path.read_text() for path in (retraining, monitoring)}
+    old, moved = re.subn(
+        r"^  drift_share:.*?(?=^  metric:)", OLD_TRIGGERS, newer[retraining], flags=re.M | re.S
+    )
+    retraining.write_text(old)
+    old_monitoring, added = re.subn(
+        r"^  feature_thresholds:.*\n", "", newer[monitoring], flags=re.M
+    )
+    monitoring.write_text(old_monitoring)
+    assert (moved, added) == (1, 1), "the test's picture of release 0.1.0 no longer fits"
+    git_commit_all(repo, "0.1.0")
+    run(["git", "tag", "v0.1.0"], repo)
+    return newer
+
+
+@pytest.mark.slow
+def test_an_update_moves_the_drift_settings_a_release_moved(
+    tmp_path: Path, installed: Installed
+) -> None:
+    installed(4)  # fills the uv cache this level installs from
+    repo = build_template_repo(tmp_path / "template", tag=None)
+    newer = tag_the_release_before_the_move(repo)
+    project = generate(repo, tmp_path / "project", level=4, vcs_ref="v0.1.0")
+    git_commit_all(project)
+    retraining = project / "configs" / "retraining.yaml"
+    old = retraining.read_text()
+    assert "  numeric_threshold: 0.2 " in old  # the old shape, as 0.1.0 shipped it
+    user = old.replace("  numeric_threshold: 0.2 ", "  numeric_threshold: 0.3 ")
+    user = user.replace("feature_thresholds: {}      ", "feature_thresholds: {trip_distance: 0.4}")
+    user = user.replace("  min_labelled_rows: 100 ", "  min_labelled_rows: 50  ")
+    retraining.write_text(user)
+    git_commit_all(project, "user work")
+    for path, text in newer.items():
+        path.write_text(text)
+    git_commit_all(repo, "0.2.0")
+    run(["git", "tag", "v0.2.0"], repo)
+
+    update(project, vcs_ref="v0.2.0")
+
+    assert conflict_leftovers(project) == []
+    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"] == "v0.2.0"
+    triggers = yaml.safe_load(retraining.read_text())["triggers"]
+    assert not set(triggers) & {"categorical_threshold", "numeric_threshold", "feature_thresholds"}
+    assert triggers["min_labelled_rows"] == 50  # the user's other edit stays
+    monitoring = (project / "configs" / "monitoring.yaml").read_text()
+    drift = yaml.safe_load(monitoring)["drift"]
+    assert drift["numerical_threshold"] == 0.3  # the user's values, in their new place
+    assert drift["feature_thresholds"] == {"trip_distance": 0.4}
+    assert drift["categorical_threshold"] == 0.1  # left as shipped: the shared verdict's
+    assert "  share: 0.5           # the data drifts when" in monitoring  # comments kept
+    run(["make", "install"], project, offline=True)
+    loaded = run(
+        [
+            ".venv/bin/python",
+            "-c",
+            f"from {PACKAGE}.automation.policy import load_policy\n"
+            f"from {PACKAGE}.monitoring.config import load_config\n"
+            "load_policy()\n"
+            "print(load_config().drift.numerical_threshold)",
+        ],
+        project,
+    )
+    assert loaded.stdout.strip() == "0.3"
+    run([sys.executable, "scripts/doctor.py"], project)
+    git_commit_all(project, "Template update")
+    assert git_status(project) == ""
+
+
 # ------------------------------------------------ the generated projects' template-update workflow
 
 UPDATE_WORKFLOW = ".github/workflows/template-update.yml"
