@@ -45,7 +45,7 @@ from .schemas import (
     REQUEST_ID_PATTERN,
     Attached,
     BatchRequest,
-    GroundTruthBatch,
+    GroundTruthBody,
     Health,
     Info,
     Invalid,
@@ -447,9 +447,10 @@ def create_app(
         responses={503: {"description": "The prediction log is unreachable", "model": Message}},
     )
     @_body(api.ground_truth)
-    def ground_truth(body: GroundTruthBatch) -> Attached:
+    def ground_truth(body: GroundTruthBody) -> Attached:
         """Attach actual target values (a classifier's classes) to served predictions by
-        request id; an unknown class is refused (422) by name.
+        request id: one (``{"request_id": ..., "<target>": ...}``) or a batch
+        (``{"items": [...]}``); an unknown class is refused (422) by name.
 
         Says how many were attached, and lists a sample of the ids the log does not hold.
         """

@@ -6,8 +6,9 @@ The contract's event time and identifier may come along (optional; logged with t
 Answers name the target: ``predicted_<target>``, as batch scoring does; a classifier's answer
 is its predicted class (``Problem.decide``), with ``probabilities`` holding one field per
 declared class. Ground truth is a value within the target's range, or one of the declared
-classes. ``/docs`` and ``openapi.json`` show exactly these fields: change ``contract.py`` and
-they follow.
+classes, sent one at a time (``{"request_id": ..., "<target>": ...}``) or as a batch
+(``{"items": [...]}``). ``/docs`` and ``openapi.json`` show exactly these fields: change
+``contract.py`` and they follow.
 :func:`api_models` builds them for any problem (``API``: for ``problem.PROBLEM``).
 """
 
@@ -22,8 +23,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     JsonValue,
+    Tag,
     WithJsonSchema,
     create_model,
 )
@@ -343,9 +346,44 @@ class GroundTruthBatch(BaseModel):
     items: list[TruthItem] = Field(min_length=1, max_length=MAX_GROUND_TRUTH)
 
 
-def truth_pairs(batch: GroundTruthBatch) -> list[tuple[str, Any]]:
-    """(request id, actual value or class) of each item."""
-    return [item.pair() for item in batch.items]
+#: ``/ground-truth``'s body: one actual value, or a batch of them.
+GroundTruthBody = TruthItem | GroundTruthBatch
+
+
+def truth_pairs(body: GroundTruthBody) -> list[tuple[str, Any]]:
+    """(request id, actual value or class) of the one value, or of each item of a batch."""
+    items = [body] if isinstance(body, TruthItem) else body.items
+    return [item.pair() for item in items]
+
+
+def truth_form(body: Any) -> str | None:
+    """Which form a ground-truth body has: ``batch`` with ``items``, ``single`` with
+    ``request_id``; neither is refused as a whole (:func:`ground_truth_body`)."""
+    if isinstance(body, GroundTruthBatch) or (isinstance(body, dict) and "items" in body):
+        return "batch"
+    if isinstance(body, TruthItem) or (isinstance(body, dict) and "request_id" in body):
+        return "single"
+    return None
+
+
+def ground_truth_body(
+    truth: type[TruthItem], batch: type[GroundTruthBatch], problem: Problem
+) -> Any:
+    """The body type of ``/ground-truth``: one value or a batch, told apart by their keys, so
+    a bad body gets the errors of the form it was meant to be (not of both)."""
+    target = problem.target.name
+    expected = f'{{"request_id": ..., "{target}": ...}} or {{"items": [those]}}'
+    single: Any = truth  # models built at run time, as types
+    several: Any = batch
+    forms = Annotated[single, Tag("single")] | Annotated[several, Tag("batch")]
+    return Annotated[
+        forms,
+        Discriminator(
+            truth_form,
+            custom_error_type="ground_truth_form",
+            custom_error_message=f"expected a JSON object {expected}",
+        ),
+    ]
 
 
 @dataclass(frozen=True)
@@ -357,7 +395,8 @@ class ApiModels:
     batch_request: type[BatchRequest]
     predict_response: type[BaseModel]
     batch_response: type[BaseModel]
-    ground_truth: type[GroundTruthBatch]
+    #: One value (``truth_model``) or a batch of them (``GroundTruthBody`` at run time).
+    ground_truth: Any
 
 
 def _list_of(model: type[BaseModel]) -> Any:
@@ -392,7 +431,7 @@ def api_models(problem: Problem = PROBLEM) -> ApiModels:
         predictions=(_list_of(prediction), ...),
     )
     truth = truth_model(problem)
-    ground_truth = create_model(
+    truth_batch = create_model(
         "GroundTruthBatch",
         __base__=GroundTruthBatch,
         items=(_list_of(truth), Field(min_length=1, max_length=MAX_GROUND_TRUTH)),
@@ -403,7 +442,7 @@ def api_models(problem: Problem = PROBLEM) -> ApiModels:
         batch_request,
         predict_response,
         batch_response,
-        ground_truth,
+        ground_truth_body(truth, truth_batch, problem),
     )
 
 
