@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import itertools
 import re
 import shlex
 import sys
@@ -28,6 +29,7 @@ SLUG = "taxi-trip-duration"
 FENCE = re.compile(r"^```(?:bash|sh|console)\n(.*?)^```", re.M | re.S)
 PLACEHOLDERS = {"<slug>": SLUG, "<package>": PACKAGE}
 TARGET = re.compile(r"^([A-Za-z0-9_-]+):(?!=)", re.M)
+ENV_SETTING = re.compile(r"^[A-Z_][A-Z0-9_]*=")
 PROJECT_COMMAND = re.compile(
     rf"^(?:uv run (?:--frozen )?)?(?:{SLUG}|python3? -m {PACKAGE})(?= |$)(.*)$"
 )
@@ -88,14 +90,29 @@ def _make_problem(project: Path, words: list[str]) -> str | None:
     return None
 
 
+def _mlflow_problem(settings: list[str], words: list[str]) -> str | None:
+    """An MLflow command runs in the project's venv and, to serve, reads its registry."""
+    if words[0] != "uv":
+        return "run mlflow as `uv run --frozen mlflow ...` (the venv's bin on PATH, for uvicorn)"
+    serves = words[words.index("mlflow") + 1 : words.index("mlflow") + 3] == ["models", "serve"]
+    if serves and not any(s.startswith("MLFLOW_TRACKING_URI=") for s in settings):
+        return "mlflow models serve needs MLFLOW_TRACKING_URI (the project's registry)"
+    return None
+
+
 def problem_with(command: str, project: Path) -> str | None:
     """What is wrong with ``command`` in ``project`` (None: nothing, or not a project command)."""
     try:
         words = shlex.split(command)
     except ValueError:
         return None
+    settings = list(itertools.takewhile(ENV_SETTING.match, words))
+    words = words[len(settings) :]
     if not words:
         return None
+    in_uv = words[:2] == ["uv", "run"] and "mlflow" in words[2:4]
+    if Path(words[0]).name == "mlflow" or in_uv:
+        return _mlflow_problem(settings, words)
     if words[0] == "make":
         return _make_problem(project, words)
     found = PROJECT_COMMAND.match(command)
@@ -137,6 +154,9 @@ def test_every_command_the_docs_show_exists(render: Render) -> None:
         (f"uv run {SLUG} data --months 1", "expected YYYY-MM, got '1'"),
         ("make nothing-here", "no make target 'nothing-here'"),
         ('make data ARGS="--months 1"', "expected YYYY-MM, got '1'"),
+        (".venv/bin/mlflow models serve -m models:/x@champion", "uv run --frozen mlflow"),
+        ("mlflow models serve -m models:/x@champion --env-manager local", "uv run --frozen"),
+        ("uv run --frozen mlflow models serve -m models:/x@champion", "MLFLOW_TRACKING_URI"),
     ],
 )
 def test_a_wrong_command_is_found(render: Render, command: str, wrong: str) -> None:
