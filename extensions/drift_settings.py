@@ -264,8 +264,10 @@ def after(answers_file: str) -> int:
         say(f"set {NEW_SECTION}.{key}: {flow(value)} in {MONITORING} by hand (your old value)")
     _drop_leftovers()
     retraining = Path(RETRAINING)
-    if retraining.is_file() and not guard.MARKER.search(retraining.read_text()):
-        guard.git("reset", "-q", "--", RETRAINING, check=False)  # unstage `before`'s edit
+    # Unstage `before`'s edit (`git diff` then shows the whole update), also when the update
+    # removed the file (a move to level 3), never where the merge marked a conflict.
+    if not (retraining.is_file() and guard.MARKER.search(retraining.read_text())):
+        guard.git("reset", "-q", "--", RETRAINING, check=False)
     if moves:
         say(f"levels 3 and 4 now share one drift verdict, set in {MONITORING}'s drift section")
     plan.unlink()

@@ -118,6 +118,11 @@ def migrate(project: Path, stage: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def status(project: Path) -> list[str]:
+    out = subprocess.run(["git", "status", "--porcelain"], cwd=project, capture_output=True)
+    return out.stdout.decode().splitlines()
+
+
 def test_after_the_update_the_values_land_once(tmp_path: Path) -> None:
     """The `after` stage, as copier runs it, with the values `before` recorded; run twice."""
     project = tmp_path / "project"
@@ -128,6 +133,11 @@ def test_after_the_update_the_values_land_once(tmp_path: Path) -> None:
     moves = {"numerical_threshold": 0.3, "feature_thresholds": {"trip_distance": 0.4}}
     plan = project / ".git" / drift_settings.PLAN
     plan.write_text(json.dumps({"moves": moves, "from": {}}))
+    # `before` staged its edit of retraining.yaml; the update (to level 3) removed the file.
+    retraining = project / "configs" / "retraining.yaml"
+    retraining.write_text("triggers: {}\n")
+    subprocess.run(["git", "add", str(retraining)], cwd=project, check=True)
+    retraining.unlink()
 
     first = migrate(project, "after")
 
@@ -135,6 +145,7 @@ def test_after_the_update_the_values_land_once(tmp_path: Path) -> None:
     assert {key: drift[key] for key in moves} == moves
     assert "numerical_threshold: 0.3 is now in configs/monitoring.yaml (it was 0.1)" in first.stderr
     assert not plan.exists()
+    assert status(project) == [" M configs/monitoring.yaml"]  # nothing left staged
     edited = (project / "configs" / "monitoring.yaml").read_text()
     assert migrate(project, "after").stderr == ""
     assert (project / "configs" / "monitoring.yaml").read_text() == edited
@@ -149,8 +160,5 @@ def test_without_the_old_keys_nothing_happens(tmp_path: Path) -> None:
     git_commit_all(project)
     for stage in ("before", "after"):
         assert migrate(project, stage).stderr == ""
-    status = subprocess.run(
-        ["git", "status", "--porcelain"], cwd=project, capture_output=True, text=True
-    )
-    assert status.stdout == ""
+    assert status(project) == []
     assert not (project / ".git" / drift_settings.PLAN).exists()
