@@ -37,6 +37,7 @@ class Options:
     duration: float = 5.0  # seconds per load-generator run (serving)
     quick: bool = False
     project: Path | None = None  # serving: an installed, trained level-3 project to reuse
+    rows: int | None = None  # log_volume: logged predictions (None: its default)
 
 
 @dataclass

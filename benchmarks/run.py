@@ -29,6 +29,7 @@ BENCHMARKS = {
     "serving": "benchmarks.serving",
     "pipeline": "benchmarks.pipeline",
     "monitoring": "benchmarks.monitoring",
+    "log_volume": "benchmarks.log_volume",
 }
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -133,7 +134,11 @@ def parse(argv: list[str] | None) -> tuple[list[str], Options, argparse.Namespac
     parser.add_argument(
         "--project",
         type=Path,
-        help="serving (trained), pipeline, monitoring: reuse this installed level-3 project",
+        help="serving (trained), pipeline, monitoring, log_volume: reuse this installed level-3 "
+        "project",
+    )
+    parser.add_argument(
+        "--rows", type=int, help="log_volume: logged predictions (default 1,000,000; 10M works)"
     )
     parser.add_argument("--quick", action="store_true", help="one short round: a smoke run")
     parser.add_argument("--no-docs", action="store_true", help="do not touch docs/benchmarks.md")
@@ -143,7 +148,11 @@ def parse(argv: list[str] | None) -> tuple[list[str], Options, argparse.Namespac
         if name not in BENCHMARKS:
             parser.error(f"unknown benchmark {name!r}: choose from {', '.join(BENCHMARKS)}")
     options = Options(
-        rounds=args.rounds, duration=args.duration, quick=args.quick, project=args.project
+        rounds=args.rounds,
+        duration=args.duration,
+        quick=args.quick,
+        project=args.project,
+        rows=args.rows,
     )
     if args.levels:
         options.levels = tuple(int(x) for x in args.levels.split(","))

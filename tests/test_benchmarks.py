@@ -62,7 +62,7 @@ def test_chart_is_redrawn_from_every_result_and_embedded_once(tmp_path: Path) ->
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "level"), [("pipeline", 2), ("monitoring", 3)])
+@pytest.mark.parametrize(("name", "level"), [("pipeline", 2), ("monitoring", 3), ("log_volume", 3)])
 def test_pipeline_and_monitoring_benchmarks_run_in_quick_mode(
     tmp_path: Path, installed_copy: Callable[[int], Path], name: str, level: int
 ) -> None:

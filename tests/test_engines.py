@@ -358,8 +358,48 @@ def test_two_replicas_serve_the_server_champion_and_lose_no_log_rows(stack: Stac
         if "drift" in title or "class shares" in title:
             assert charted, f"the dashboard's chart {title!r} is empty"
     assert list((stack.project / "reports").rglob("*.html"))
+    # and the log's readers select in SQL there too: the labelled rows by an inner join, then
+    # retention deletes the oldest predictions with their ground truth, in chunks
+    read = stack.probe(LOG_READS.replace("LOG_URL", log_url))
+    assert read["labelled"] == 10, read
+    assert read["newest_first"], read
+    assert read["pruned"] == [read["older"], read["older_labelled"]], read
+    assert read["older"] > 0, read
+    assert read["left"] == BURST_REQUESTS - read["older"], read
     assert git_status(stack.project) == ""
     print(json.dumps({name: round(value, 1) for name, value in stack.figures.items()}))
+
+
+# Labelled rows and retention on the PostgreSQL log: ten of its oldest predictions get ground
+# truth; read_labelled finds them, newest first; prune deletes what was served before the 101st.
+LOG_READS = f"""
+import json
+from datetime import timedelta
+from sqlalchemy import func, select
+from {PACKAGE}.monitoring.data import read_labelled
+from {PACKAGE}.monitoring.retention import prune
+from {PACKAGE}.serving.store import make_engine, predictions, upsert_ground_truth
+
+engine = make_engine("LOG_URL")
+with engine.connect() as conn:
+    rows = conn.execute(select(predictions.c.request_id, predictions.c.ts).order_by("ts")).all()
+labelled_ids = {{rid for rid, _ in rows[:10]}}
+upsert_ground_truth(engine, [(rid, 12.5) for rid in labelled_ids])
+found = read_labelled(engine, rows[0][1] - timedelta(seconds=1))
+cut = rows[100][1]
+older = [rid for rid, ts in rows if ts < cut]
+pruned = prune(engine, cut, chunk_rows=40)
+with engine.connect() as conn:
+    left = conn.execute(select(func.count()).select_from(predictions)).scalar_one()
+print(json.dumps({{
+    "labelled": len(found),
+    "newest_first": bool(found["ts"].is_monotonic_decreasing),
+    "older": len(older),
+    "older_labelled": len(labelled_ids & set(older)),
+    "pruned": [pruned.predictions, pruned.ground_truth],
+    "left": left,
+}}))
+"""
 
 
 def dashboard_queries(project: Path) -> list[tuple[str, str]]:

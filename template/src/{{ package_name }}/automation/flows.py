@@ -18,12 +18,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 from prefect.types.entrypoint import EntrypointType
 from sqlalchemy import Engine
 
+from ..monitoring.config import load_config as load_monitoring_config
+from ..monitoring.retention import prune_expired
 from ..serving.settings import ServingSettings
 from ..serving.store import make_engine
 from ..training.environment import set_offline_defaults
@@ -47,7 +50,8 @@ def _setup(policy_path: str) -> tuple[RetrainingPolicy, Engine]:
 
 @flow(name="automation-monitoring")
 def monitoring_flow(policy_path: str = str(DEFAULT_POLICY)) -> dict[str, object]:
-    """Run level 3's monitoring check on the champion's recent traffic; store the result.
+    """Run level 3's monitoring check on the champion's recent traffic; store the result; then
+    prune the prediction log to its retention (``retention.days`` of the monitoring config).
 
     No traffic in the window is recorded in the decision log and the run completes."""
     policy, engine = _setup(policy_path)
@@ -56,12 +60,25 @@ def monitoring_flow(policy_path: str = str(DEFAULT_POLICY)) -> dict[str, object]
         result = loop.run_monitoring(policy, engine, paths, now)
     except loop.NoTrafficError as exc:  # a new service, a quiet night: recorded, not a failure
         record = loop.record_no_traffic(paths, now, exc)
-        return {"outcome": record.outcome, "reason": record.reason}
+        return {"outcome": record.outcome, "reason": record.reason, **prune_log(policy, engine)}
     return {
         "drift_share": result.drift_share,
         result.metric: result.score,
         "report": result.report,
+        **prune_log(policy, engine),
     }
+
+
+@task(name="prune prediction log", cache_policy=NO_CACHE)
+def prune_log(policy: RetrainingPolicy, engine: Engine) -> dict[str, int]:
+    """Delete what ``retention`` of the monitoring configuration no longer keeps (nothing when
+    its ``days`` is null): the counts of deleted predictions and ground-truth values."""
+    config = load_monitoring_config(policy.monitoring.config)
+    pruned = prune_expired(engine, config, datetime.now(UTC))
+    if pruned is None:
+        return {}
+    get_run_logger().info(pruned.describe())
+    return {"pruned_predictions": pruned.predictions, "pruned_ground_truth": pruned.ground_truth}
 
 
 @flow(name="retraining-check")

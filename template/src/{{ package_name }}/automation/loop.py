@@ -24,7 +24,12 @@ from .. import datasets
 from ..model import evaluate, sanity_problems
 from ..monitoring.config import MonitoringConfig
 from ..monitoring.config import load_config as load_monitoring_config
-from ..monitoring.data import labelled, labelled_event_times, read_window, with_predictions
+from ..monitoring.data import (
+    labelled_event_times,
+    read_labelled,
+    read_window,
+    with_predictions,
+)
 from ..problem import PROBLEM, DataValidationError
 from ..quality import Rejects, rejects_path, target_rejects
 from ..serving.predictor import make_predictor
@@ -157,9 +162,7 @@ def labelled_traffic(
     rows sets aside (counts, and writes to its rejects file) a target the contract now finds
     implausible, as it does for any file.
     """
-    window = labelled(read_window(engine, since or datetime.min.replace(tzinfo=UTC), until))
-    if max_rows is not None:
-        window = window.head(max_rows)
+    window = read_labelled(engine, since or datetime.min.replace(tzinfo=UTC), until, max_rows)
     target = window[PROBLEM.target.name]
     rows = PROBLEM.feature_frame(window).assign(**{PROBLEM.target.name: target.to_numpy()})
     if PROBLEM.event_time is not None:  # as the caller sent it, else when it was served
@@ -359,7 +362,7 @@ def gate_data(engine: Engine, result: MonitoringResult, gate: Gate) -> tuple[pd.
     is set aside as any bad row is (``quality``): counted, written to a rejects file and
     refused past the contract's share; the rows set aside are returned with the kept ones.
     """
-    traffic = labelled(read_window(engine, result.window_start, result.window_end))
+    traffic = read_labelled(engine, result.window_start, result.window_end)
     rows, rejects = target_rejects(traffic.reset_index(drop=True), GATE_SOURCE)
     rejects = rejects.settle(GATE_SOURCE, rejects_path(GATE_SOURCE, f"gate-{result.period}"))
     for line in rejects.summary_lines("the gate's labelled traffic"):

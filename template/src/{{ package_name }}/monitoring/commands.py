@@ -1,4 +1,5 @@
-"""Level 3's subcommands of the project's command line: monitor, score, promote, attach-truth.
+"""Level 3's subcommands of the project's command line: monitor, score, promote, attach-truth,
+prune-log.
 
 Heavy libraries (pandas, MLflow, Prefect, Evidently) are imported when a command runs, after
 the offline defaults of MLflow and Prefect are set, never when the module is imported.
@@ -17,7 +18,7 @@ from ..training.commands import config_options
 if TYPE_CHECKING:
     from .config import MonitoringConfig, Selection
 
-COMMANDS = ("monitor", "score", "promote", "attach-truth")
+COMMANDS = ("monitor", "score", "promote", "attach-truth", "prune-log")
 DEFAULT_CONFIG = Path("configs/monitoring.yaml")
 Handler = Callable[[argparse.Namespace], int | None]
 
@@ -120,6 +121,22 @@ def _attach_truth(args: argparse.Namespace) -> None:
         print(line)
 
 
+def _prune_log(args: argparse.Namespace) -> int:
+    config = _prepare(args)
+    from datetime import UTC, datetime
+
+    from ..outcomes import ExitCode
+    from ..serving.store import make_engine
+    from .retention import prune_expired
+
+    pruned = prune_expired(make_engine(config.log_url()), config, datetime.now(UTC))
+    if pruned is None:
+        print("retention.days is null: the prediction log is kept whole, nothing deleted")
+        return ExitCode.SKIPPED
+    print(f"{pruned.describe()} (retention.days {config.retention.days:g})")
+    return ExitCode.OK
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     config_options(parser, DEFAULT_CONFIG, "monitoring configuration", "drift.min_rows=200")
 
@@ -184,3 +201,12 @@ def register(commands: Any) -> None:
     add_rejected_share(truth)
     _common(truth)
     truth.set_defaults(handler=_reported(_attach_truth))
+
+    prune_log = commands.add_parser(
+        "prune-log",
+        help="delete predictions older than retention.days, and their ground truth",
+        description="Delete the prediction log's predictions served more than retention.days "
+        "ago (configs/monitoring.yaml) with their ground truth; print how many.",
+    )
+    _common(prune_log)
+    prune_log.set_defaults(handler=_reported(_prune_log))

@@ -141,6 +141,13 @@ class PromotionConfig(MetricChoice):
     max_clipped_share: float = Field(default=0.05, ge=0, le=1)
 
 
+class RetentionConfig(StrictModel):
+    """How long the prediction log keeps predictions (and their ground truth): ``days`` back
+    from now, by serving time; None keeps everything."""
+
+    days: float | None = Field(default=None, gt=0)
+
+
 class MonitoringConfig(StrictModel):
     """Everything monitoring, batch scoring and promotion read."""
 
@@ -153,6 +160,23 @@ class MonitoringConfig(StrictModel):
     drift: DriftConfig = Field(default_factory=DriftConfig)
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+
+    @model_validator(mode="after")
+    def _retention_covers_the_windows(self) -> MonitoringConfig:
+        """Retention must keep what monitoring and promotion read."""
+        days = self.retention.days
+        hours = {"window.hours": self.window.hours}
+        if self.promotion.data is None:
+            hours["promotion.window_hours"] = self.promotion.window_hours
+        if days is not None:
+            short = [f"{name} {value:g}" for name, value in hours.items() if value > days * 24]
+            if short:
+                raise ValueError(
+                    f"retention.days {days:g} keeps {days * 24:g} h of the log, less than "
+                    f"{' and '.join(short)} read"
+                )
+        return self
 
     def log_url(self) -> str:
         """The prediction log: this file, else ``SERVING_PREDICTION_LOG_URL``, else SQLite."""

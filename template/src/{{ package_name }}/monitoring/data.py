@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 from sklearn.pipeline import Pipeline
-from sqlalchemy import ColumnElement, Engine, FromClause, select
+from sqlalchemy import ColumnElement, Engine, FromClause, Select, select
 
 from ..datasets import load
 from ..predict import predict, predict_proba_frame, predicted_column, probability_column
@@ -65,14 +65,45 @@ def read_window(
     ``columns`` (a subset of ``WINDOW_COLUMNS``) are read; ground truth is joined only when
     the target is one of them.
     """
-    unknown = [name for name in columns if name not in WINDOW_COLUMNS]
-    if unknown:
-        raise ValueError(f"unknown window column(s) {unknown}, expected {list(WINDOW_COLUMNS)}")
+    _check_columns(columns)
     source: FromClause = predictions
     if TARGET in columns:
         source = predictions.outerjoin(
             ground_truth, predictions.c.request_id == ground_truth.c.request_id
         )
+    return _frame(engine, _window_query(source, columns, since, until, max_rows), columns)
+
+
+def read_labelled(
+    engine: Engine,
+    since: datetime,
+    until: datetime | None = None,
+    max_rows: int | None = None,
+    columns: Sequence[str] = WINDOW_COLUMNS,
+) -> pd.DataFrame:
+    """The logged predictions from ``since`` (to ``until``) whose ground truth has arrived,
+    newest first, at most ``max_rows``: ``labelled(read_window(...))`` selected in SQL (an
+    inner join on the request id), so a large log with few labels is not read whole."""
+    _check_columns(columns)
+    source = predictions.join(ground_truth, predictions.c.request_id == ground_truth.c.request_id)
+    return _frame(engine, _window_query(source, columns, since, until, max_rows), columns)
+
+
+def _check_columns(columns: Sequence[str]) -> None:
+    unknown = [name for name in columns if name not in WINDOW_COLUMNS]
+    if unknown:
+        raise ValueError(f"unknown window column(s) {unknown}, expected {list(WINDOW_COLUMNS)}")
+
+
+def _window_query(
+    source: FromClause,
+    columns: Sequence[str],
+    since: datetime,
+    until: datetime | None,
+    max_rows: int | None,
+) -> Select[Any]:
+    """``columns`` of ``source`` served in ``[since, until)``, newest first (the ``ts`` index
+    bounds the scan), at most ``max_rows``."""
     query = (
         select(*(_selected(name) for name in columns))
         .select_from(source)
@@ -83,6 +114,11 @@ def read_window(
         query = query.where(predictions.c.ts < until)
     if max_rows is not None:
         query = query.limit(max_rows)
+    return query
+
+
+def _frame(engine: Engine, query: Select[Any], columns: Sequence[str]) -> pd.DataFrame:
+    """The rows of ``query`` with the window's column types."""
     with engine.connect() as conn:
         frame = pd.DataFrame(conn.execute(query).all(), columns=list(columns))
     numbers = PROBABILITIES if PROBLEM.is_classifier else (TARGET, PREDICTION)

@@ -39,7 +39,7 @@ from ..training.registry import (
 )
 from ..training.tracking import configure_tracking
 from .config import DEFAULT_CONFIG, MonitoringConfig, Selection, load_config
-from .data import FEATURES, TARGET, labelled, read_window
+from .data import FEATURES, TARGET, read_labelled
 
 #: Where the champion before the last promotion stays reachable (for a rollback).
 PREVIOUS_CHAMPION = "previous-champion"
@@ -85,8 +85,8 @@ def recent_labelled(
         frame, _ = load(location, window)
         return frame, f"{location} {window}"
     since = datetime.now(UTC) - timedelta(hours=config.promotion.window_hours)
-    window_rows = labelled(read_window(make_engine(config.log_url()), since))
-    frame = window_rows[[*FEATURES, TARGET]].reset_index(drop=True)
+    window_rows = read_labelled(make_engine(config.log_url()), since, columns=(*FEATURES, TARGET))
+    frame = window_rows.reset_index(drop=True)
     if PROBLEM.is_classifier:  # the log's labels as the declared classes' type
         frame[TARGET] = PROBLEM.class_labels(frame[TARGET])[0].to_numpy()
     hours = config.promotion.window_hours

@@ -50,6 +50,7 @@ from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
     NotSupportedError,
+    OperationalError,
     ProgrammingError,
     StatementError,
 )
@@ -222,18 +223,37 @@ def make_engine(url: str, tables: LogTables = TABLES) -> Engine:
 
     check_schema(engine, (tables.predictions, tables.ground_truth))
     _create_tables(engine, tables)
+    if engine.dialect.name == "sqlite":
+        _refresh_statistics(engine)
     return engine
 
 
 def _create_tables(engine: Engine, tables: LogTables, attempts: int = 3) -> None:
-    """Create the missing tables; another replica creating them at the same time is fine."""
+    """Create the missing tables, and the indexes the readers need that an existing log lacks
+    (one made by an earlier version); another replica creating them at the same time is fine."""
     for attempt in range(attempts):
         try:
             tables.metadata.create_all(engine)
+            for table in (tables.predictions, tables.ground_truth):
+                for index in table.indexes:
+                    index.create(engine, checkfirst=True)
             return
         except (IntegrityError, ProgrammingError):  # PostgreSQL: created meanwhile by another
             if attempt == attempts - 1:
                 raise
+
+
+def _refresh_statistics(engine: Engine) -> None:
+    """SQLite: sample the tables' sizes (``ANALYZE``, bounded to a few hundred rows per index,
+    milliseconds at any size), so that the planner drives a join from the smaller side: a few
+    labels among millions of predictions are found through the request-id index, not by
+    scanning the window. PostgreSQL keeps its statistics itself."""
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("PRAGMA analysis_limit=400")
+            conn.exec_driver_sql("ANALYZE")
+    except OperationalError as exc:  # busy or read-only: plans without fresh statistics
+        log.warning("prediction log: statistics not refreshed (%s)", _reason(exc))
 
 
 @dataclass(frozen=True, slots=True)
