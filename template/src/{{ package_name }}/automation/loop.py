@@ -24,12 +24,7 @@ from .. import datasets
 from ..model import evaluate, sanity_problems
 from ..monitoring.config import MonitoringConfig
 from ..monitoring.config import load_config as load_monitoring_config
-from ..monitoring.data import (
-    labelled_event_times,
-    read_labelled,
-    read_window,
-    with_predictions,
-)
+from ..monitoring.data import labelled_event_times, read_labelled, read_window, with_predictions
 from ..problem import PROBLEM, DataValidationError
 from ..quality import Rejects, rejects_path, target_rejects
 from ..serving.predictor import make_predictor
