@@ -99,13 +99,14 @@ def test_level_0_notebook_runs_headless_from_its_requirements(
     run([python, "-c", script], project / "notebooks")
     assert (project / "models" / "model.pkl").stat().st_size > 0
     assert git_status(project) == ""
-    # Real TLC files of other months: found by changing the first cell only, and named
-    run([python, "-c", WRITE_MONTHS, "data", "2023-11", "2023-12"], project)
-    months = "TRAIN_MONTH, VAL_MONTH = (2023, 11), (2023, 12)"
+    # Real TLC files of other months and colours (yellow against green): found by changing the
+    # first cell only, and named
+    run([python, "-c", WRITE_MONTHS, "data", "2023-11", "green:2023-12"], project)
+    months = 'TRAIN = ("yellow", 2023, 11)\nVALIDATION = ("green", 2023, 12)'
     out = run([python, "-c", TLC_RUN, months], project / "notebooks").stdout
-    assert "read from ../data/yellow_tripdata_2023-11.parquet" in out
-    assert "read from ../data/yellow_tripdata_2023-12.parquet" in out
-    missing = "TRAIN_MONTH, VAL_MONTH = (2023, 10), (2023, 12)"
+    assert "yellow 2023-11: 3,000 trips read from ../data/yellow_tripdata_2023-11.parquet" in out
+    assert "green 2023-12: 3,000 trips read from ../data/green_tripdata_2023-12.parquet" in out
+    missing = 'TRAIN = ("yellow", 2023, 10)\nVALIDATION = ("green", 2023, 12)'
     failed = subprocess.run(
         [python, "-c", TLC_RUN, missing],
         cwd=project / "notebooks",
@@ -122,7 +123,7 @@ TLC_RUN = """
 import sys, nbformat, nbclient
 nb = nbformat.read("01-explore-and-train.ipynb", as_version=4)
 first = next(cell for cell in nb.cells if cell.cell_type == "code")
-default = "TRAIN_MONTH, VAL_MONTH = (2024, 1), (2024, 2)"
+default = 'TRAIN = ("yellow", 2024, 1)\\nVALIDATION = ("yellow", 2024, 2)'
 assert 'SOURCE = "example"' in first.source and default in first.source, first.source
 first.source = first.source.replace('SOURCE = "example"', 'SOURCE = "tlc"')
 first.source = first.source.replace(default, sys.argv[1])
