@@ -119,7 +119,9 @@ def child_fill(db: Path, rows: int) -> None:
         with engine.begin() as conn:
             conn.execute(insert(store.predictions), batch)
     store.upsert_ground_truth(engine, truth)
-    print(json.dumps({"rows": rows, "labelled": len(truth), "bytes": db.stat().st_size}))
+    wal = db.with_name(f"{db.name}-wal")  # rows not yet checkpointed into the file
+    size = db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+    print(json.dumps({"rows": rows, "labelled": len(truth), "bytes": size}))
 
 
 def _pandas_window(db: Path, hours: float) -> Any:
