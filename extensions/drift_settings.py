@@ -1,7 +1,8 @@
 """Migration: level 4's drift settings move from retraining.yaml to monitoring.yaml.
 
-Release 0.1.0 set level 4's own drift thresholds under `triggers:` of configs/retraining.yaml
-(`categorical_threshold`, `numeric_threshold`, `feature_thresholds`); later releases share one
+Level 4 used to set drift thresholds of its own under `triggers:` of configs/retraining.yaml
+(`feature_thresholds` in release 0.1.0; `categorical_threshold` and `numeric_threshold` too in
+the development versions after it, until commit c0e47e2); later versions share one
 drift verdict between levels 3 and 4, set in the `drift:` section of configs/monitoring.yaml
 (`categorical_threshold`, `numerical_threshold`, `feature_thresholds`), and the retraining
 policy refuses the old keys. Copier runs this file as two migrations (copier.yml `_migrations`,

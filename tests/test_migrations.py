@@ -17,7 +17,7 @@ from extensions import drift_settings
 from tests.conftest import ROOT, git_commit_all
 
 MONITORING = (ROOT / "template" / "configs" / "monitoring.yaml").read_text()
-# retraining.yaml's triggers as release 0.1.0 wrote them, with a user's values.
+# retraining.yaml's triggers as versions before the move wrote them, with a user's values.
 OLD_TRIGGERS = """\
 # Retraining policy (level 4)
 triggers:

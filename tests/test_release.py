@@ -189,8 +189,9 @@ def test_a_project_from_a_release_updates_to_the_next_keeping_the_users_edits(
 
 # ------------------------------------------------ migrations: what a release moved, moved
 
-# Release 0.1.0's level 4 set drift thresholds of its own under retraining.yaml's triggers; a
-# later one moved them to monitoring.yaml's drift section (feature_thresholds was new there).
+# Level 4 used to set drift thresholds of its own under retraining.yaml's triggers (their last
+# shape, before commit c0e47e2: the test's v0.1.0); a later version moved them to
+# monitoring.yaml's drift section (feature_thresholds was new there).
 OLD_TRIGGERS = """\
   drift_share: 0.5             # retrain when this share of the features drifted ...
   categorical_threshold: 0.15  # ... a feature drifts when its score exceeds its threshold:
@@ -200,7 +201,7 @@ OLD_TRIGGERS = """\
 
 
 def tag_the_release_before_the_move(repo: Path) -> dict[Path, str]:
-    """Tag v0.1.0 with 0.1.0's config shape; return the files as the next release has them."""
+    """Tag v0.1.0 with the config shape before the move; return the files as they are now."""
     configs = repo / "template" / "configs"
     retraining, monitoring = configs / "retraining.yaml.jinja", configs / "monitoring.yaml"
     newer = {path: path.read_text() for path in (retraining, monitoring)}
@@ -212,7 +213,7 @@ def tag_the_release_before_the_move(repo: Path) -> dict[Path, str]:
         r"^  feature_thresholds:.*\n", "", newer[monitoring], flags=re.M
     )
     monitoring.write_text(old_monitoring)
-    assert (moved, added) == (1, 1), "the test's picture of release 0.1.0 no longer fits"
+    assert (moved, added) == (1, 1), "the test's picture of the old shape no longer fits"
     git_commit_all(repo, "0.1.0")
     run(["git", "tag", "v0.1.0"], repo)
     return newer
@@ -229,7 +230,7 @@ def test_an_update_moves_the_drift_settings_a_release_moved(
     git_commit_all(project)
     retraining = project / "configs" / "retraining.yaml"
     old = retraining.read_text()
-    assert "  numeric_threshold: 0.2 " in old  # the old shape, as 0.1.0 shipped it
+    assert "  numeric_threshold: 0.2 " in old  # the old shape, as the old version shipped it
     user = old.replace("  numeric_threshold: 0.2 ", "  numeric_threshold: 0.3 ")
     user = user.replace("feature_thresholds: {}      ", "feature_thresholds: {trip_distance: 0.4}")
     user = user.replace("  min_labelled_rows: 100 ", "  min_labelled_rows: 50  ")
