@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from ..cli import CommandError, positive_int
 from ..outcomes import ExitCode
 from ..training.commands import config_options
 from . import DEFAULT_POLICY
@@ -56,6 +57,30 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--app", default=f"{__package__}.service:create_app", help="app factory")
 
 
+#: ``simulate``'s options: the scenario's field each sets, and its help.
+SCENARIO_OPTIONS = {
+    "--months": ("months", "months generated, the first two as history (default 8)"),
+    "--drift-from": ("drift_from", "the month (1-based) drift starts in (default 5)"),
+    "--rows": ("rows", "rows generated per month (default 20000)"),
+    "--traffic": ("traffic", "rows served per month (default 3000)"),
+    "--budget": ("budget", "hyperparameter trials per training run (default 2)"),
+}
+
+
+def _simulate_options(parser: argparse.ArgumentParser) -> None:
+    for flag, (field, help_text) in SCENARIO_OPTIONS.items():
+        parser.add_argument(flag, dest=field, type=positive_int, default=None, help=help_text)
+
+
+def scenario_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The scenario fields ``simulate``'s options set (the others keep their defaults)."""
+    found = {field: getattr(args, field, None) for field, _ in SCENARIO_OPTIONS.values()}
+    changes = {field: value for field, value in found.items() if value is not None}
+    if changes.get("months", 3) < 3:
+        raise CommandError("--months: at least 3 (two months of history, then one served)")
+    return changes
+
+
 def _no_options(parser: argparse.ArgumentParser) -> None:
     """A command without options of its own."""
 
@@ -66,7 +91,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "monitor": ("measure the champion's recent traffic, store the result", _monitor_options),
     "retrain": ("decide from the latest monitoring result; retrain, gate", _verbose_option),
     "rollback": ("move `champion` back to `previous-champion`", _no_options),
-    "simulate": ("run the closed loop over generated months, offline", _no_options),
+    "simulate": ("run the closed loop over generated months, offline", _simulate_options),
     "serve-flows": (
         "run the flows on their schedules in this process (Prefect serve)",
         _no_options,
@@ -242,9 +267,9 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     if args.command == "simulate":
-        from .simulate import simulate
+        from .simulate import Scenario, simulate
 
-        simulate(policy_path=args.policy)
+        simulate(Scenario(**scenario_changes(args)), policy_path=args.policy)
         return 0
     policy = policy_module.load_policy(args.policy)
     if args.command == "serve-flows":
