@@ -97,7 +97,6 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
         _no_options,
     ),
     "deploy": ("register the scheduled deployments in a work pool, for workers", _deploy_options),
-    "prefect-server": ("run the project's local Prefect server until Ctrl-C", _no_options),
     "serve": ("run the service with live model swap", _serve_options),
 }
 
@@ -149,7 +148,7 @@ def serve_flows(policy: RetrainingPolicy, policy_path: Path) -> int:
     scheduler: its deployments would never run). Ctrl-C stops cleanly.
     """
     from .flows import build_deployments, serve
-    from .local_server import ServerError, healthy, local_api_url, local_port, local_server
+    from ..training.local_server import ServerError, healthy, local_api_url, local_port, local_server
 
     deployments = build_deployments(policy, policy_path)
     _describe(deployments)
@@ -171,29 +170,6 @@ def serve_flows(policy: RetrainingPolicy, policy_path: Path) -> int:
                 flush=True,
             )
             serve(deployments, api_url)
-    except ServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("stopped (Ctrl-C)")
-    return 0
-
-
-def prefect_server() -> int:
-    """Run the project's local Prefect server on 127.0.0.1 until Ctrl-C; say how to use it."""
-    from .local_server import ServerError, local_port, local_server
-
-    signal.signal(signal.SIGTERM, _exit)
-    home = Path(os.environ["PREFECT_HOME"]).expanduser()
-    try:
-        with local_server(home, local_port()) as api_url:
-            print(
-                f"Prefect server at {api_url} (database and log in {home}); Ctrl-C stops it.\n"
-                f"`make automation` and `make deploy-flows` use it; for `prefect` commands:\n"
-                f"  export PREFECT_API_URL={api_url}",
-                flush=True,
-            )
-            signal.pause()
     except ServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -225,7 +201,7 @@ def deploy(policy: RetrainingPolicy, args: argparse.Namespace) -> int:
         return 0
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from .local_server import healthy, local_api_url
+    from ..training.local_server import healthy, local_api_url
 
     api = os.environ.get("PREFECT_API_URL") or local_api_url()
     if not healthy(api):
@@ -250,7 +226,7 @@ def deploy(policy: RetrainingPolicy, args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch one command (its errors propagate: ``main`` or the project's CLI report them)."""
-    from ..training.environment import set_offline_defaults
+    from ..training.environment import set_offline_defaults, use_local_prefect_server
     from . import policy as policy_module
 
     set_offline_defaults()  # before MLflow or Prefect is imported
@@ -272,12 +248,12 @@ def run(args: argparse.Namespace) -> int:
         simulate(Scenario(**scenario_changes(args)), policy_path=args.policy)
         return 0
     policy = policy_module.load_policy(args.policy)
+    if args.command != "serve-flows":  # which starts the local server itself
+        use_local_prefect_server()
     if args.command == "serve-flows":
         return serve_flows(policy, args.policy)
     if args.command == "deploy":
         return deploy(policy, args)
-    if args.command == "prefect-server":
-        return prefect_server()
     from ..training.tracking import configure_tracking
     from . import loop
 

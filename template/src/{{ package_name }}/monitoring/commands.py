@@ -25,9 +25,10 @@ Handler = Callable[[argparse.Namespace], int | None]
 
 def _prepare(args: argparse.Namespace) -> MonitoringConfig:
     """Offline defaults for MLflow and Prefect, then the monitoring configuration."""
-    from ..training.environment import set_offline_defaults
+    from ..training.environment import set_offline_defaults, use_local_prefect_server
 
     set_offline_defaults()
+    use_local_prefect_server()
     from .config import load_config
 
     config: MonitoringConfig = load_config(args.config, tuple(args.overrides))

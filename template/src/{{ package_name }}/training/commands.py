@@ -1,4 +1,5 @@
-"""Level 2's subcommands: ``train`` runs the tracked pipeline, ``predict`` uses the registry.
+"""Level 2's subcommands: ``train`` runs the tracked pipeline, ``predict`` uses the registry,
+``prefect-server`` runs the project's local Prefect server (every command then uses it).
 
 Heavy imports (Prefect, MLflow, pandas) happen inside the handlers, after the offline defaults
 are set, so ``<slug> --help`` stays fast.
@@ -13,7 +14,7 @@ from typing import Any
 
 from ..cli import add_predict_files, add_rejected_share
 
-COMMANDS = ("train", "predict")
+COMMANDS = ("train", "predict", "prefect-server")
 #: ``config.DEFAULT_CONFIG``, not imported from there: that module imports pandas and sklearn.
 DEFAULT_CONFIG = Path("configs/training.yaml")
 
@@ -57,6 +58,7 @@ def train(args: argparse.Namespace) -> int:
     from . import environment
 
     environment.set_offline_defaults()
+    environment.use_local_prefect_server()
     from .config import ConfigError, load_config
 
     try:
@@ -136,8 +138,42 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def prefect_server(args: argparse.Namespace) -> int:
+    """Run the project's local Prefect server on 127.0.0.1 until Ctrl-C; say who uses it."""
+    import os
+    import signal
+
+    from . import environment
+    from .local_server import ServerError, local_port, local_server
+
+    environment.set_offline_defaults()
+    signal.signal(signal.SIGTERM, _exit)  # stop the server on SIGTERM too
+    home = Path(os.environ["PREFECT_HOME"]).expanduser()
+    try:
+        with local_server(home, local_port()) as api_url:
+            print(
+                f"Prefect server at {api_url} (database and log in {home}); Ctrl-C stops it.\n"
+                f"While it runs, the project's commands (train, ...) use it instead of starting\n"
+                f"a temporary one, and their runs stay visible; for `prefect` commands:\n"
+                f"  export PREFECT_API_URL={api_url}",
+                flush=True,
+            )
+            signal.pause()
+    except ServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stopped (Ctrl-C)")
+    return 0
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def register(commands: Any) -> None:
-    """Add ``train`` and ``predict`` (replacing level 1's) to the project's command line."""
+    """Add ``train`` and ``predict`` (replacing level 1's) and ``prefect-server`` to the
+    project's command line."""
     fit = commands.add_parser(
         "train",
         help="train, track and register a model (Prefect flow, MLflow registry)",
@@ -165,3 +201,12 @@ def register(commands: Any) -> None:
     )
     add_rejected_share(score)
     score.set_defaults(handler=predict)
+
+    server = commands.add_parser(
+        "prefect-server",
+        help="run the project's local Prefect server until Ctrl-C (commands then use it)",
+        description="Run a Prefect server on 127.0.0.1:4200 (PREFECT_SERVER_API_PORT moves it) "
+        "with its database in .mlops/prefect/. While it runs, commands use it instead of "
+        "starting a temporary server each time, and their runs stay visible in it.",
+    )
+    server.set_defaults(handler=prefect_server)

@@ -40,6 +40,21 @@ def set_offline_defaults(project_dir: Path | None = None) -> None:
     mute_known_noise()
 
 
+def use_local_prefect_server() -> str | None:
+    """Point Prefect at the project's local server (``make prefect-server``) if it runs and
+    ``PREFECT_API_URL`` is not set: no temporary server is started and stopped for the command,
+    and its runs stay visible there. The server's API address, or None."""
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    from .local_server import healthy, local_api_url
+
+    url = local_api_url()
+    if not healthy(url):
+        return None
+    os.environ["PREFECT_API_URL"] = url
+    return url
+
+
 class _DropTraceback(logging.Filter):
     """Keep the log line but drop the traceback of errors the caller reports itself."""
 
