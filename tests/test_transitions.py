@@ -9,6 +9,7 @@ b's plus the user's own plus kept copies, and nothing is left conflicted.
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import subprocess
 import sys
@@ -90,8 +91,7 @@ def check_transition(project: Path, edits: list, target: int, template: Path) ->
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["level"] == target
     if (project / "scripts" / "doctor.py").exists():
-        result = doctor(project)
-        assert result.returncode == 0, result.stdout
+        assert doctor_problems(project) == [], "doctor found problems"
 
 
 @pytest.mark.parametrize(("start", "target"), PAIRS)
@@ -327,10 +327,37 @@ def test_hand_edited_level_is_refused_before_any_change(
 # ------------------------------------------------------------------------ doctor
 
 
+#: Doctor's line when uv.lock no longer matches pyproject.toml. An update never touches
+#: uv.lock (copier.yml: _skip_if_exists), so after a level change or a user's new dependency
+#: relocking is the user's next step (`make lock`, which the slow tests run).
+STALE_LOCK = "doctor: uv.lock does not match pyproject.toml: run `make lock` and commit uv.lock"
+
+
 def doctor(project: Path) -> subprocess.CompletedProcess[str]:
+    """`scripts/doctor.py` with uv on PATH, as a user runs it: its lock check always runs."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     return subprocess.run(
-        [sys.executable, "scripts/doctor.py"], cwd=project, capture_output=True, text=True
+        [sys.executable, "scripts/doctor.py"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path},
     )
+
+
+def doctor_problems(project: Path) -> list[str]:
+    """Doctor's problem lines, a stale lock aside (see STALE_LOCK)."""
+    result = doctor(project)
+    lines = result.stdout.splitlines()
+    problems = [
+        line
+        for line in lines
+        if line.startswith("doctor: ")
+        and not line.startswith(("doctor: note:", "doctor: see ", "doctor: ok "))
+        and line != STALE_LOCK
+    ]
+    assert problems or result.returncode == 0 or STALE_LOCK in lines, result.stdout
+    return problems
 
 
 def test_doctor_passes_on_every_fresh_level_that_has_it(generated: Callable[[int], Path]) -> None:
