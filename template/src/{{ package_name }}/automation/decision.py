@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..model import METRICS, is_better, required
+from ..model import METRICS
+from ..monitoring.promotion import Comparison, needed
+from ..monitoring.promotion import decide as better_beyond_chance
 from ..problem import PROBLEM
 from .policy import Gate, Triggers
 from .signals import MonitoringResult
@@ -57,6 +59,10 @@ def worsening(metric: str, score: float, baseline: float) -> float:
 
 
 def _metric_trigger(result: MonitoringResult, triggers: Triggers) -> str | None:
+    """Level 3's metric alert on the champion's labelled traffic, or, when the policy sets
+    ``degradation``, a relative worsening against the validation score beyond it."""
+    if triggers.degradation is None:
+        return None if result.metric_alert is None else f"performance: {result.metric_alert}"
     if result.score is None or not result.validation_score:
         return None
     worse = worsening(result.metric, result.score, result.validation_score)
@@ -66,6 +72,18 @@ def _metric_trigger(result: MonitoringResult, triggers: Triggers) -> str | None:
         f"performance: {result.metric} {result.score:.3f} is {worse:.0%} worse than validation "
         f"{result.validation_score:.3f} (limit {triggers.degradation:.0%})"
     )
+
+
+def _within(result: MonitoringResult, triggers: Triggers) -> str:
+    """Why the metric did not trigger, in words."""
+    if result.score is None:
+        return "no labelled traffic"
+    score = f"{result.metric} {result.score:.3f}"
+    if triggers.degradation is not None:
+        return f"{score} within {triggers.degradation:.0%} of validation"
+    if result.metric_limit is None:
+        return f"{score} (no validation score to hold it to)"
+    return f"{score} within the alert's limit {result.metric_limit:.3f}"
 
 
 def decide(
@@ -84,17 +102,16 @@ def decide(
         numbers[result.metric] = result.score
     if result.validation_score is not None:
         numbers[f"validation_{result.metric}"] = result.validation_score
+    if result.metric_limit is not None:
+        numbers[f"limit_{result.metric}"] = result.metric_limit
     fired = tuple(
         reason for reason in (_drift_trigger(result), _metric_trigger(result, triggers)) if reason
     )
     if not fired:
-        score = "no labelled traffic"
-        if result.score is not None:
-            score = f"{result.metric} {result.score:.3f}"
         return Decision(
             SKIP,
             f"no trigger: drift share {result.drift_share:.2f} < {result.required_share:.2f} "
-            f"and {score} within {triggers.degradation:.0%} of validation",
+            f"and {_within(result, triggers)}",
             numbers,
         )
     if result.labelled_rows < triggers.min_labelled_rows:
@@ -129,29 +146,27 @@ class GateResult:
 
 
 def judge(
-    champion: float,
-    challenger: float,
+    comparison: Comparison,
     gate: Gate,
     *,
-    metric: str,
     latency_ms: tuple[float, float],
     problems: Sequence[str] = (),
     span: tuple[float, float] | None = None,
 ) -> GateResult:
-    """The validation gate: sanity checks first, then better than the champion on ``metric``
-    (in its direction) by the margin.
+    """The validation gate: sanity checks first, then better than the champion beyond chance:
+    the interval of the challenger's improvement (``comparison``, paired on the gate's rows)
+    wholly above ``gate.margin`` of the champion's score (level 3's promotion rule).
 
     ``latency_ms``: the p95 of the champion's and the challenger's single-row predictions,
     measured in the same run; ``problems``: what ``model.sanity_problems`` found in the
     challenger; ``span``: the lowest and highest of a regressor's raw predictions, held to
     ``gate.bounds()``.
     """
-    needed = required(metric, champion, gate.margin)
     numbers = {
-        f"gate.champion_{metric}": champion,
-        f"gate.challenger_{metric}": challenger,
-        f"gate.required_{metric}": needed,
+        **comparison.numbers("gate."),
+        "gate.required_improvement": needed(comparison, gate.margin),
         "gate.margin": gate.margin,
+        "gate.confidence": comparison.confidence,
         "gate.champion_p95_latency_ms": latency_ms[0],
         "gate.p95_latency_ms": latency_ms[1],
     }
@@ -177,17 +192,5 @@ def judge(
             f"champion's {champion_ms:.2f} ms, measured in the same run",
             numbers,
         )
-    sign = ">=" if METRICS[metric].greater_is_better else "<="
-    if not is_better(metric, challenger, champion, gate.margin):
-        return GateResult(
-            False,
-            f"not better: challenger {metric} {challenger:.4g} vs champion {champion:.4g} "
-            f"(needs {sign} {needed:.4g}, margin {gate.margin:.0%})",
-            numbers,
-        )
-    return GateResult(
-        True,
-        f"better: challenger {metric} {challenger:.4g} {sign} {needed:.4g} "
-        f"(champion {champion:.4g}, margin {gate.margin:.0%})",
-        numbers,
-    )
+    passed, reason = better_beyond_chance(comparison, gate.margin)
+    return GateResult(passed, f"{'better' if passed else 'not better'}: {reason}", numbers)

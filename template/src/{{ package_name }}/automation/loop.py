@@ -21,10 +21,11 @@ from sklearn.pipeline import Pipeline
 from sqlalchemy import Engine
 
 from .. import datasets
-from ..model import evaluate, sanity_problems
+from ..model import sanity_problems, scores
 from ..monitoring.config import MonitoringConfig
 from ..monitoring.config import load_config as load_monitoring_config
 from ..monitoring.data import labelled_event_times, read_labelled, read_window, with_predictions
+from ..monitoring.promotion import compare
 from ..problem import PROBLEM, DataValidationError
 from ..quality import Rejects, rejects_path, target_rejects
 from ..serving.predictor import make_predictor
@@ -244,7 +245,7 @@ def run_monitoring(
     the monitoring configuration (default: the policy's).
     """
     # Prefect and Evidently: only when monitoring
-    from ..monitoring.flow import check_window, served_by
+    from ..monitoring.flow import check_window, served_by, validation_of
 
     version = get_version_by_alias(CHAMPION)
     if version is None:
@@ -278,7 +279,8 @@ def run_monitoring(
         window=(start, now),
         covers=period,
         champion_version=version,
-        validation_score=champion.metrics.get(policy.triggers.metric_name()),
+        validation=validation_of(version),
+        checks=config.checks,
     )
     served = {str(version): rows for version, rows in served_by(traffic).items()}
     result = replace(result, extra={**result.extra, "alerts": check.alerts, "served_by": served})
@@ -334,12 +336,12 @@ def gate_check(
     if not PROBLEM.is_classifier and not problems:  # raw predictions, before any clipping
         raw = np.asarray(challenger.predict(PROBLEM.feature_frame(data)), dtype="float64")
         span = (float(raw.min()), float(raw.max()))
-    metric = gate.metric_name()
+    comparison = compare(
+        gate.metric_name(), scores(champion, data), scores(challenger, data), gate.confidence
+    )
     return judge(
-        evaluate(champion, data)[metric],
-        evaluate(challenger, data)[metric],
+        comparison,
         gate,
-        metric=metric,
         problems=problems,
         span=span,
         latency_ms=measure_latencies_ms(champion, challenger, data),

@@ -42,9 +42,11 @@ class Triggers(MetricChoice):
     #: Retrain when this share of the features drifted; null: level 3's verdict (``drift.share``
     #: of the monitoring configuration). Which feature drifted is always level 3's verdict.
     drift_share: float | None = Field(default=None, gt=0.0, le=1.0)
-    #: The metric whose degradation triggers (null: the task's primary one, rmse or log_loss).
-    #: Relative worsening of ``metric`` on labelled traffic against the champion's validation.
-    degradation: float = Field(default=0.15, gt=0.0)
+    #: The metric whose decay triggers (null: the task's primary one, rmse or log_loss): level 3's
+    #: metric alert on the champion's labelled traffic (its own validation score plus the slack
+    #: the labelled rows allow, at ``checks.false_alarm_rate`` of monitoring.yaml).
+    #: ``degradation``: a fixed relative worsening against the validation score instead.
+    degradation: float | None = Field(default=None, gt=0.0)
     min_labelled_rows: int = Field(default=100, ge=1)
     cooldown_days: float = Field(default=20.0, ge=0.0)
 
@@ -83,9 +85,12 @@ class Training(StrictModel):
 class Gate(MetricChoice):
     """What the challenger must pass to become champion: sane predictions (a regressor's within
     ``bounds``; a classifier's several classes and true probabilities), latency near the champion's,
-    and ``metric`` (null: the task's primary one) better than the champion's by ``margin``."""
+    and ``metric`` (null: the task's primary one) better than the champion's beyond chance: the
+    ``confidence`` paired bootstrap interval of its improvement on the gate's rows wholly above
+    ``margin`` (relative to the champion's score, in the metric's direction)."""
 
-    margin: float = Field(default=0.02, ge=0.0, lt=1.0)  # relative, in the metric's direction
+    margin: float = Field(default=0.02, ge=0.0, lt=1.0)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     min_rows: int = Field(default=30, ge=1)  # labelled rows of the monitored window needed
     max_rows: int = Field(default=20_000, ge=1)
     #: Raw predictions outside this range (target's unit) fail; None: derived from the target.

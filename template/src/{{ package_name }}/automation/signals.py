@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..monitoring.checks import metrics_by_variant
+from ..monitoring.checks import (
+    MetricAlert,
+    Validation,
+    logged_scores,
+    metric_alert,
+    metric_unit,
+)
+from ..monitoring.config import ChecksConfig
+from ..monitoring.data import labelled
 from ..problem import PROBLEM, Problem
 from ..serving.router import CHAMPION_VARIANT
 from .audit import append_line, complete_lines
@@ -49,6 +57,10 @@ class MonitoringResult:
     score: float | None  # the champion's on the labelled rows (None without labels)
     validation_score: float | None  # the champion's on its own validation data
     report: str | None = None  # HTML report, when one was written
+    #: Level 3's metric alert on the champion's labelled rows: the limit ``score`` was held to
+    #: (validation score plus slack, or ``checks.limit``), and the alert's words when it fired.
+    metric_limit: float | None = None
+    metric_alert: str | None = None
     #: Level 3's calibrated threshold per feature, and the drifted share that triggers.
     drift_thresholds: dict[str, float] = field(default_factory=dict)
     required_share: float = 0.5
@@ -74,14 +86,31 @@ class MonitoringResult:
 TIMES = ("measured_at", "window_start", "window_end", "period_start", "period_end")
 
 
-def champion_score(
-    window: pd.DataFrame, version: int, metric: str, problem: Problem = PROBLEM
-) -> tuple[float | None, int]:
-    """``metric`` of the champion's labelled predictions in ``window``, and how many there
-    were."""
-    mine = window[window["model_version"] == version]
-    found = metrics_by_variant(mine, min_labelled=1, problem=problem).get(CHAMPION_VARIANT)
-    return (None, 0) if found is None else (found[0][metric], found[1])
+def champion_alert(
+    window: pd.DataFrame,
+    version: int,
+    metric: str,
+    checks: ChecksConfig,
+    validation: Validation | None,
+    problem: Problem = PROBLEM,
+) -> tuple[MetricAlert | None, int]:
+    """Level 3's metric alert on the champion's labelled predictions in ``window`` (None without
+    any), and how many there were."""
+    mine = labelled(window[window["model_version"] == version], problem)
+    scores = logged_scores(mine[mine["variant"] == CHAMPION_VARIANT], problem)
+    if len(scores.truth) == 0:
+        return None, 0
+    limit = checks.limit if metric == checks.metric_name(problem) else None
+    found = metric_alert(
+        CHAMPION_VARIANT,
+        version,
+        scores,
+        metric,
+        limit=limit,
+        false_alarm_rate=checks.false_alarm_rate,
+        validation=validation,
+    )
+    return found, len(scores.truth)
 
 
 def summarize(
@@ -94,16 +123,18 @@ def summarize(
     window: tuple[datetime, datetime],
     covers: tuple[datetime, datetime],
     champion_version: int,
-    validation_score: float | None,
+    validation: Validation | None,
+    checks: ChecksConfig,
 ) -> MonitoringResult:
     """The policy's view of a level-3 ``check`` of ``traffic`` (served in ``window``, with event
-    times in ``covers``)."""
+    times in ``covers``): the champion's ``triggers.metric`` held to its ``validation`` score
+    plus slack, as level 3's ``checks`` hold it."""
     if check.drift is None:
         raise ValueError(f"no drift verdict: {'; '.join(check.alerts)}")
     drift = check.drift
     drifted = [name for name, flag in drift.drifted.items() if flag]
     metric = triggers.metric_name()
-    score, labelled = champion_score(traffic, champion_version, metric)
+    alert, labelled_rows = champion_alert(traffic, champion_version, metric, checks, validation)
     return MonitoringResult(
         period=period,
         measured_at=measured_at,
@@ -113,16 +144,18 @@ def summarize(
         period_end=covers[1],
         champion_version=champion_version,
         rows=check.rows,
-        labelled_rows=labelled,
+        labelled_rows=labelled_rows,
         feature_drift={name: round(value, 4) for name, value in drift.scores.items()},
         drifted_features=drifted,
         drift_share=drift.share,
         drift_thresholds={name: round(value, 4) for name, value in drift.thresholds.items()},
         required_share=triggers.drift_share or drift.required_share,
         metric=metric,
-        score=score,
-        validation_score=validation_score,
+        score=None if alert is None else alert.score,
+        validation_score=None if validation is None else validation.metrics.get(metric),
         report=None if check.report is None else str(check.report),
+        metric_limit=None if alert is None else alert.limit,
+        metric_alert=alert.message(metric_unit(metric)) if alert and alert.fired else None,
         extra={
             "monitoring_run_id": check.run_id,
             "prediction_drift_score": round(drift.prediction_score, 4),

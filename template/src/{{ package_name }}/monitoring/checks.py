@@ -3,19 +3,37 @@ and predictions held to the target's range.
 
 Metrics come from the one registry (``model.METRICS``), scored on the logged predictions (a
 classifier's logged probabilities) against the ground truth that has arrived.
+
+How much a metric moves by chance on n labelled rows is measured by a seeded bootstrap over those
+rows (``resampled``): the metric alert holds a served version to its own validation score plus
+that slack (``metric_alert``), and the promotion gate reads the interval of the paired
+difference of two models on the same rows from it.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from ..model import METRICS, Scores, metric_names
 from ..problem import PROBLEM, Problem
+from .config import UNIT_METRICS
 from .data import CLIPPED, PREDICTION, labelled, probability_columns
 
 #: Per variant: the task's metrics by name, and the labelled rows they were scored on.
 VariantMetrics = dict[str, tuple[dict[str, float], int]]
+Floats = npt.NDArray[np.float64]
+#: Bootstrap resamples behind every bound (metric alerts, the promotion interval), drawn from
+#: this seed: the same rows give the same verdict.
+BOOTSTRAP_ROUNDS = 1000
+BOOTSTRAP_SEED = 0
+#: Row draws per chunk of resamples (rounds x rows): memory stays flat on large windows.
+DRAWS_PER_CHUNK = 2_000_000
 
 
 def missing_shares(window: pd.DataFrame, problem: Problem = PROBLEM) -> dict[str, float]:
@@ -95,30 +113,6 @@ def short_of_labels(
     return notes
 
 
-def chance_score(metric: str, truth: pd.Series, problem: Problem = PROBLEM) -> float | None:
-    """``metric`` of a model that knows no feature: it predicts the mean of ``truth``, or its
-    class shares (and the most common class). None without truth."""
-    if not problem.is_classifier:
-        values = pd.to_numeric(truth, errors="coerce").dropna().to_numpy(dtype="float64")
-        if len(values) == 0:
-            return None
-        return METRICS[metric].function(Scores(values, np.full(len(values), values.mean())))
-    labels, known = problem.class_labels(truth)
-    labels = labels[known]
-    if labels.empty:
-        return None
-    shares = labels.value_counts(normalize=True).reindex(list(problem.classes), fill_value=0.0)
-    common = shares.idxmax()
-    scores = Scores(
-        labels.to_numpy(),
-        np.full(len(labels), common, dtype=labels.to_numpy().dtype),
-        np.tile(shares.to_numpy(dtype="float64"), (len(labels), 1)),
-        problem.classes,
-        problem.positive_class,
-    )
-    return METRICS[metric].function(scores)
-
-
 def class_shares(window: pd.DataFrame, problem: Problem = PROBLEM) -> dict[str, dict[str, float]]:
     """A classifier's predicted class shares per variant, every declared class (none for a
     regression)."""
@@ -140,3 +134,206 @@ def clipped_by_variant(window: pd.DataFrame) -> dict[str, tuple[float, int]]:
         str(variant): (float(rows[CLIPPED].mean()), int(rows[CLIPPED].sum()))
         for variant, rows in window.groupby("variant")
     }
+
+
+def per_row_values(metric: str, scores: Scores) -> tuple[Floats, Callable[[Floats], Floats]] | None:
+    """``metric`` as a function of the mean of one value per row: the squared error and its
+    root (rmse), the absolute error (mae), the log loss of the true class, whether the class was
+    right (accuracy). None for a metric that is not (r2, the AUCs, macro F1)."""
+    if metric in ("rmse", "mae"):
+        error = np.asarray(scores.truth, dtype="float64") - np.asarray(scores.predicted, "float64")
+        return (error**2, np.sqrt) if metric == "rmse" else (np.abs(error), np.asarray)
+    if metric == "accuracy":
+        return np.asarray(scores.truth == scores.predicted, dtype="float64"), np.asarray
+    if metric == "log_loss":
+        column = pd.Index(scores.classes).get_indexer(pd.Index(scores.truth))
+        if (column < 0).any():
+            raise ValueError("log loss of a row whose class is not declared")
+        tiny = np.finfo("float64").eps  # as scikit-learn clips
+        chosen = scores.proba[np.arange(len(column)), column]
+        return -np.log(np.clip(chosen, tiny, 1 - tiny)), np.asarray
+    return None
+
+
+def subset(scores: Scores, rows: npt.NDArray[np.int64]) -> Scores:
+    """``scores`` of the given row positions (repeats allowed)."""
+    probabilities = None if scores.probabilities is None else scores.probabilities[rows]
+    return replace(
+        scores,
+        truth=scores.truth[rows],
+        predicted=scores.predicted[rows],
+        probabilities=probabilities,
+    )
+
+
+def resampled(
+    metric: str, *scores: Scores, rounds: int = BOOTSTRAP_ROUNDS, seed: int = BOOTSTRAP_SEED
+) -> Floats:
+    """``metric`` of each of ``scores`` (models scored on the same rows) on ``rounds`` bootstrap
+    resamples of the rows, shape (models, rounds). Paired: in each round every model is scored
+    on the same resample, so differences between rows of the result are exact per round."""
+    count = len(scores[0].truth)
+    generator = np.random.default_rng(seed)
+    per_row = [per_row_values(metric, found) for found in scores]
+    out = np.empty((len(scores), rounds))
+    step = max(1, DRAWS_PER_CHUNK // max(count, 1))
+    for start in range(0, rounds, step):
+        picks = generator.integers(0, count, size=(min(step, rounds - start), count))
+        for which, found in enumerate(scores):
+            out[which, start : start + len(picks)] = _on_resamples(
+                metric, found, per_row[which], picks
+            )
+    return out
+
+
+def _on_resamples(
+    metric: str,
+    scores: Scores,
+    per_row: tuple[Floats, Callable[[Floats], Floats]] | None,
+    picks: npt.NDArray[np.int64],
+) -> Floats:
+    if per_row is not None:
+        values, of_mean = per_row
+        return np.asarray(of_mean(values[picks].mean(axis=1)), dtype="float64")
+    function = METRICS[metric].function
+    return np.array([function(subset(scores, rows)) for rows in picks], dtype="float64")
+
+
+@dataclass(frozen=True)
+class Validation:
+    """What a model version's MLflow run logged of its validation: the task's metrics by name,
+    and on how many rows (None: not logged)."""
+
+    metrics: Mapping[str, float]
+    rows: int | None = None
+
+
+def slack(
+    metric: str, scores: Scores, false_alarm_rate: float, validation_rows: int | None = None
+) -> float:
+    """How much worse than its validation score a model's ``metric`` on these labelled rows may
+    be by chance alone, exceeded at most at ``false_alarm_rate``: the bootstrap's deviation in
+    the metric's worse direction at that one-sided quantile, widened by sqrt(1 + n/n_validation)
+    for the validation score's own noise when its row count is known."""
+    score = METRICS[metric].function(scores)
+    values = resampled(metric, scores)[0]
+    if METRICS[metric].greater_is_better:
+        deviation = score - float(np.nanquantile(values, false_alarm_rate))
+    else:
+        deviation = float(np.nanquantile(values, 1 - false_alarm_rate)) - score
+    rows = len(scores.truth)
+    widen = math.sqrt(1 + rows / validation_rows) if validation_rows else 1.0
+    return max(deviation, 0.0) * widen
+
+
+def metric_unit(metric: str, problem: Problem = PROBLEM) -> str:
+    """`` <unit>`` for a metric in the target's unit (rmse, mae) when it declares one, else ''."""
+    unit = problem.target.unit if metric in UNIT_METRICS else None
+    return f" {unit}" if unit else ""
+
+
+@dataclass(frozen=True)
+class MetricAlert:
+    """A served version's alerted metric on its labelled rows, held to its own validation score
+    plus the slack its labelled rows allow, or to a configured limit (then ``validation`` and
+    ``slack`` are None). ``limit`` None: nothing to hold it to."""
+
+    variant: str
+    version: int | None
+    metric: str
+    score: float
+    rows: int
+    limit: float | None
+    validation: float | None = None
+    slack: float | None = None
+    false_alarm_rate: float = 0.05
+
+    @property
+    def fired(self) -> bool:
+        """Worse than the limit, in the metric's direction (NaN, one class only, never)."""
+        if self.limit is None:
+            return False
+        if METRICS[self.metric].greater_is_better:
+            return bool(self.score < self.limit)
+        return bool(self.score > self.limit)
+
+    def message(self, unit: str = "") -> str:
+        """The alert in words: what was compared, with what slack, on how many rows."""
+        who = self.variant if self.version is None else f"{self.variant} v{self.version}"
+        head = f"{self.metric} of {who} {self.score:.4g}{unit}"
+        if self.limit is None:
+            return (
+                f"{head} on {self.rows} labelled rows: no validation {self.metric} in the "
+                f"version's MLflow run and no checks.limit, not checked"
+            )
+        greater = METRICS[self.metric].greater_is_better
+        sign = ("<" if greater else ">") if self.fired else (">=" if greater else "<=")
+        compared = f"{head} {sign} {self.limit:.4g}{unit}"
+        if self.validation is None or self.slack is None:
+            return f"{compared} (checks.limit; {self.rows} labelled rows)"
+        plus = "-" if greater else "+"
+        return (
+            f"{compared} (its validation {self.validation:.4g} {plus} slack {self.slack:.3g}: "
+            f"the one-sided {1 - self.false_alarm_rate:.0%} bound of {self.rows} labelled rows)"
+        )
+
+
+def metric_alert(
+    variant: str,
+    version: int | None,
+    scores: Scores,
+    metric: str,
+    *,
+    limit: float | None,
+    false_alarm_rate: float,
+    validation: Validation | None,
+) -> MetricAlert:
+    """``metric`` of ``scores`` held to ``limit`` when one is set, else to ``validation``'s
+    score (the served version's own) plus :func:`slack`; no limit without either."""
+    score = METRICS[metric].function(scores)
+    found = MetricAlert(variant, version, metric, score, len(scores.truth), limit)
+    expected = None if validation is None else validation.metrics.get(metric)
+    if limit is not None or expected is None or not math.isfinite(expected):
+        return found
+    allowed = slack(metric, scores, false_alarm_rate, validation.rows if validation else None)
+    edge = expected - allowed if METRICS[metric].greater_is_better else expected + allowed
+    return replace(
+        found, limit=edge, validation=expected, slack=allowed, false_alarm_rate=false_alarm_rate
+    )
+
+
+def metric_alerts(
+    window: pd.DataFrame,
+    metric: str,
+    *,
+    min_labelled: int,
+    limit: float | None,
+    false_alarm_rate: float,
+    validations: Mapping[int, Validation],
+    problem: Problem = PROBLEM,
+) -> list[MetricAlert]:
+    """:func:`metric_alert` per variant and model version that served it, each with at least
+    ``min_labelled`` labelled rows: every version is held to its own validation score."""
+    found = labelled(window, problem)
+    if "model_version" not in found.columns:
+        found = found.assign(model_version=np.nan)
+    out = []
+    for (variant, _), rows in found.groupby(["variant", "model_version"], dropna=False):
+        scores = logged_scores(rows, problem)
+        if len(scores.truth) < min_labelled:
+            continue
+        version = rows["model_version"].iloc[0]
+        number = None if pd.isna(version) else int(version)
+        validation = None if number is None else validations.get(number)
+        out.append(
+            metric_alert(
+                str(variant),
+                number,
+                scores,
+                metric,
+                limit=limit,
+                false_alarm_rate=false_alarm_rate,
+                validation=validation,
+            )
+        )
+    return out

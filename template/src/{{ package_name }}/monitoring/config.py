@@ -15,8 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..model import METRICS
-from ..problem import PROBLEM, Problem
+from ..problem import PROBLEM
 from ..serving.settings import default_log_url
 from ..training.config import DEFAULT_CONFIG as TRAINING_CONFIG
 from ..training.config import (
@@ -35,7 +34,11 @@ DEFAULT_CONFIG = Path("configs/monitoring.yaml")
 #: Error metrics in the target's unit: their default limit is a share of the target's scale.
 UNIT_METRICS = ("rmse", "mae")
 #: Keys of earlier versions of this file and what replaced them.
-RENAMED = {"max_rmse": "limit (with metric: rmse)", "max_rmse_share": "limit_share"}
+RENAMED = {
+    "max_rmse": "limit (with metric: rmse)",
+    "max_rmse_share": "false_alarm_rate (each version is held to its own validation score)",
+    "limit_share": "false_alarm_rate (each version is held to its own validation score)",
+}
 #: Evidently drift methods that are distances: a column drifts when its score >= threshold.
 DistanceMethod = Literal["jensenshannon", "wasserstein", "psi", "hellinger", "kl_div"]
 
@@ -93,17 +96,17 @@ class DriftConfig(StrictModel):
 class ChecksConfig(MetricChoice):
     """Alerts on missing values, a metric per variant and predictions held to the target's range.
 
-    ``metric`` (default: the task's primary metric) alerts when it is worse than ``limit``, in
-    its direction. Without a limit: an error in the target's unit (rmse, mae) above
-    ``limit_share`` of the target's scale; any other metric not ``limit_share`` (relative)
-    better than chance, the score of a model that predicts the reference's mean or its class
-    shares.
+    ``metric`` (default: the task's primary metric) alerts when, on a served version's labelled
+    rows, it is worse (in its direction) than that version's own validation score (from its
+    MLflow run) by more than chance allows: the one-sided bootstrap bound over those rows at
+    ``false_alarm_rate``, widened for the validation rows' own noise. ``limit``: a fixed value
+    instead, in the metric's unit.
     """
 
     max_missing_share: float = Field(default=0.05, ge=0, le=1)
     min_labelled: int = Field(default=30, ge=1)
     limit: float | None = None
-    limit_share: float = Field(default=0.15, gt=0)
+    false_alarm_rate: float = Field(default=0.05, gt=0, lt=0.5)
     max_clipped_share: float = Field(default=0.05, ge=0, le=1)
 
     @model_validator(mode="before")
@@ -114,25 +117,14 @@ class ChecksConfig(MetricChoice):
                 raise ValueError(f"{old} is now {RENAMED[old]}")
         return data
 
-    def metric_limit(self, chance: float | None, problem: Problem = PROBLEM) -> float | None:
-        """The value beyond which ``metric_name`` alerts; ``chance``: its score by chance
-        (None: unknown, and no limit unless one is set or the metric is in the target's unit)."""
-        if self.limit is not None:
-            return self.limit
-        name = self.metric_name(problem)
-        if name in UNIT_METRICS:
-            return self.limit_share * problem.target_scale
-        if chance is None:
-            return None
-        step = abs(chance) * self.limit_share
-        return chance + step if METRICS[name].greater_is_better else chance - step
-
 
 class PromotionConfig(MetricChoice):
-    """The gate: the challenger must beat the champion on ``metric`` (default: the task's
-    primary metric, in its direction) by the relative ``margin`` on the same data."""
+    """The gate: on the same labelled rows, the ``confidence`` bootstrap interval of the
+    challenger's improvement on ``metric`` (default: the task's primary metric, in its
+    direction) must lie wholly above the relative ``margin`` of the champion's score."""
 
     margin: float = Field(default=0.02, ge=0, lt=1)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
     #: Labelled data both models are scored on; null: labelled traffic of the prediction log.
     data: Selection | None = None
     window_hours: float = Field(default=168.0, gt=0)

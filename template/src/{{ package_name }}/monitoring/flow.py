@@ -11,26 +11,30 @@ from pathlib import Path
 from uuid import uuid4
 
 import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from sklearn.pipeline import Pipeline
 from sqlalchemy import Engine
 
-from ..model import METRICS
 from ..problem import PROBLEM, Problem
 from ..serving.store import make_engine
-from ..training.registry import CHAMPION, load_model_by_alias
+from ..training.registry import CHAMPION, MODEL_NAME, load_model_by_alias
 from ..training.tracking import configure_tracking
 from .checks import (
+    MetricAlert,
+    Validation,
     VariantMetrics,
-    chance_score,
     class_shares,
     clipped_by_variant,
+    metric_alerts,
+    metric_unit,
     metrics_by_variant,
     missing_shares,
     short_of_labels,
 )
-from .config import DEFAULT_CONFIG, UNIT_METRICS, MonitoringConfig, load_config
+from .config import DEFAULT_CONFIG, MonitoringConfig, load_config
 from .data import CHECK_COLUMNS, PREDICTION, load_reference, read_window, with_predictions
 from .drift import DriftResult, drift_report, measure, save_html
 from .store import write_metrics
@@ -42,7 +46,8 @@ PerVariant = dict[str, tuple[float, int]]
 @dataclass(frozen=True)
 class MonitoringResult:
     """What one monitoring run found: ``metrics`` per variant (the task's, by name, and the
-    labelled rows they were scored on), ``metric`` the one alerted on and its ``limit``."""
+    labelled rows they were scored on), ``metric`` the one alerted on and, per variant and
+    version that served it, what that metric was held to (``metric_checks``)."""
 
     run_id: str
     rows: int
@@ -52,7 +57,7 @@ class MonitoringResult:
     report: Path | None = None
     clipped: PerVariant = field(default_factory=dict)
     metric: str = ""
-    limit: float | None = None
+    metric_checks: list[MetricAlert] = field(default_factory=list)
     shares: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def score(self, variant: str) -> float | None:
@@ -78,26 +83,23 @@ def window_task(log_url: str, since: datetime, until: datetime, max_rows: int) -
     return read_window(make_engine(log_url), since, until, max_rows, CHECK_COLUMNS)
 
 
-def _unit(metric: str, problem: Problem) -> str:
-    unit = problem.target.unit if metric in UNIT_METRICS else None
-    return f" {unit}" if unit else ""
+def validation_of(version: int, name: str = MODEL_NAME) -> Validation:
+    """The validation metrics ``version``'s MLflow run logged, and on how many rows."""
+    client = MlflowClient()
+    try:
+        run_id = client.get_model_version(name, str(version)).run_id
+        data = client.get_run(run_id).data if run_id else None
+    except MlflowException:  # a version of another registry: nothing to compare with
+        data = None
+    if data is None:
+        return Validation({})
+    rows = data.params.get("data.validation_rows")
+    return Validation(dict(data.metrics), int(rows) if rows and rows.isdigit() else None)
 
 
-def metric_alerts(
-    metrics: VariantMetrics, metric: str, limit: float | None, problem: Problem = PROBLEM
-) -> list[str]:
-    """One alert per variant whose ``metric`` is worse than ``limit`` (in its direction)."""
-    if limit is None:
-        return []
-    higher = METRICS[metric].greater_is_better
-    sign = "<" if higher else ">"
-    alerts = []
-    for variant, (values, _) in metrics.items():
-        value = values[metric]
-        if value < limit if higher else value > limit:  # NaN (one class only) never alerts
-            unit = _unit(metric, problem)
-            alerts.append(f"{metric} of {variant} {value:.3g}{unit} {sign} {limit:.3g}{unit}")
-    return alerts
+def served_validations(window: pd.DataFrame) -> dict[int, Validation]:
+    """:func:`validation_of` each model version that served ``window``."""
+    return {version: validation_of(version) for version in served_by(window)}
 
 
 def _alerts(
@@ -175,13 +177,15 @@ def check_window(
     span: tuple[datetime, datetime],
     report: Path | None = None,
     problem: Problem = PROBLEM,
+    validations: dict[int, Validation] | None = None,
 ) -> MonitoringResult:
     """Drift, missing values, the task's metrics, class shares and clipped predictions of
     ``window``; stores the metrics in ``engine`` and writes the HTML ``report`` (if given)
     when both sides have ``drift.min_rows`` rows.
 
-    The alerted metric's limit without a configured one is derived from the reference's
-    target (see ``ChecksConfig``), when the reference has it."""
+    The alerted metric of each version that served the window is held to that version's own
+    validation score (``validations``; default: from the registry) plus the slack its labelled
+    rows allow, or to ``checks.limit`` (see ``ChecksConfig``)."""
     missing = missing_shares(window, problem)
     metrics = metrics_by_variant(window, config.checks.min_labelled, problem)
     clipped = clipped_by_variant(window)
@@ -196,16 +200,23 @@ def check_window(
     values = _metrics(len(window), drift, missing, metrics, clipped, shares)
     write_metrics(engine, run_id, span, values)
     metric = config.checks.metric_name(problem)
-    target = problem.target.name
-    chance = chance_score(metric, reference[target], problem) if target in reference else None
-    limit = config.checks.metric_limit(chance, problem)
+    checked = metric_alerts(
+        window,
+        metric,
+        min_labelled=config.checks.min_labelled,
+        limit=config.checks.limit,
+        false_alarm_rate=config.checks.false_alarm_rate,
+        validations=served_validations(window) if validations is None else validations,
+        problem=problem,
+    )
     sizes = (len(current), len(reference))
     alerts = _alerts(config, sizes, drift, missing, clipped)
-    alerts += metric_alerts(metrics, metric, limit, problem)
+    unit = metric_unit(metric, problem)
+    alerts += [found.message(unit) for found in checked if found.fired or found.limit is None]
     hours = (span[1] - span[0]).total_seconds() / 3600
     alerts += short_of_labels(window, config.checks.min_labelled, hours, problem)
     return MonitoringResult(
-        run_id, len(window), drift, metrics, alerts, written, clipped, metric, limit, shares
+        run_id, len(window), drift, metrics, alerts, written, clipped, metric, checked, shares
     )
 
 

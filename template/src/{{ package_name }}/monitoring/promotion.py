@@ -2,7 +2,9 @@
 becomes champion only when its predictions are sane (``model.sanity_problems``: finite values,
 or a classifier predicting more than one class with probabilities that are probabilities; a
 regressor with few predictions outside the target's range) and it beats the champion on the
-configured metric (the task's primary one: rmse, log_loss), in its direction, by the margin.
+configured metric (the task's primary one: rmse, log_loss), in its direction, by more than the
+margin and than chance: the paired bootstrap interval of its improvement over the same rows
+(``compare``) must lie wholly above the margin.
 
 The data is a selection of a labelled source (``--source/--start/--end`` or
 ``promotion.data``), else the labelled traffic of the prediction log (predictions joined with
@@ -19,13 +21,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from prefect import flow
 from sklearn.pipeline import Pipeline
 
 from ..datasets import load
-from ..model import METRICS, evaluate, is_better, required, sanity_problems
+from ..model import METRICS, Scores, sanity_problems, scores
 from ..predict import predict_with_count
 from ..problem import PROBLEM, Problem
 from ..serving.store import make_engine
@@ -38,6 +41,7 @@ from ..training.registry import (
     set_alias,
 )
 from ..training.tracking import configure_tracking
+from .checks import resampled
 from .config import DEFAULT_CONFIG, MonitoringConfig, Selection, load_config
 from .data import FEATURES, TARGET, read_labelled
 
@@ -45,6 +49,85 @@ from .data import FEATURES, TARGET, read_labelled
 PREVIOUS_CHAMPION = "previous-champion"
 #: Version tag: the champion a version replaced (the chain a rollback walks back).
 PREVIOUS_TAG = "promotion.previous_champion"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Challenger against champion on the same labelled rows: their scores and the
+    ``confidence`` bootstrap interval [low, high] of the challenger's improvement (its score's
+    difference from the champion's, in the metric's direction: positive is better)."""
+
+    metric: str
+    champion: float
+    challenger: float
+    low: float
+    high: float
+    rows: int
+    confidence: float
+
+    @property
+    def improvement(self) -> float:
+        difference = self.challenger - self.champion
+        return difference if METRICS[self.metric].greater_is_better else -difference
+
+    def interval(self) -> str:
+        return (
+            f"improvement {self.improvement:.3g}, {self.confidence:.0%} interval "
+            f"[{self.low:.3g}, {self.high:.3g}] over {self.rows} rows"
+        )
+
+    def numbers(self, prefix: str = "") -> dict[str, float]:
+        """The comparison as metrics (``prefix`` before each name)."""
+        return {
+            f"{prefix}champion_{self.metric}": self.champion,
+            f"{prefix}challenger_{self.metric}": self.challenger,
+            f"{prefix}improvement": self.improvement,
+            f"{prefix}improvement_low": self.low,
+            f"{prefix}improvement_high": self.high,
+        }
+
+
+def compare(metric: str, champion: Scores, challenger: Scores, confidence: float) -> Comparison:
+    """Both models' ``metric`` on the same rows and the interval of the challenger's improvement:
+    a seeded bootstrap over the rows, both scored on the same resample in each round (paired),
+    whose ``confidence`` central share of improvements is the interval (a resample that leaves
+    a metric undefined, such as an AUC of one class, counts as no improvement)."""
+    function = METRICS[metric].function
+    before, after = resampled(metric, champion, challenger)
+    sign = 1.0 if METRICS[metric].greater_is_better else -1.0
+    improvements = np.nan_to_num(sign * (after - before), nan=0.0)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(improvements, [tail, 1 - tail])
+    return Comparison(
+        metric,
+        function(champion),
+        function(challenger),
+        float(low) + 0.0,  # never -0
+        float(high) + 0.0,
+        len(champion.truth),
+        confidence,
+    )
+
+
+def needed(comparison: Comparison, margin: float) -> float:
+    """The improvement the whole interval must exceed: ``margin`` of the champion's score."""
+    return abs(comparison.champion) * margin
+
+
+def decide(comparison: Comparison, margin: float) -> tuple[bool, str]:
+    """Promote only if the whole interval of the challenger's improvement lies above the
+    ``margin`` (relative to the champion's score): better than the champion beyond chance."""
+    numbers = (
+        f"challenger {comparison.metric} {comparison.challenger:.4g} vs champion "
+        f"{comparison.champion:.4g}: {comparison.interval()}"
+    )
+    bar = needed(comparison, margin)
+    if comparison.low > bar:
+        return True, f"{numbers}, wholly above the {margin:.1%} margin ({bar:.3g})"
+    return False, (
+        f"{numbers} reaches the {margin:.1%} margin ({bar:.3g}): "
+        f"not better beyond chance on these rows"
+    )
 
 
 @dataclass(frozen=True)
@@ -61,17 +144,7 @@ class PromotionDecision:
     rows: int = 0
     data: str = ""
     margin: float = 0.0
-
-
-def decide(metric: str, champion: float, challenger: float, margin: float) -> tuple[bool, str]:
-    """Promote only if the challenger's ``metric`` beats the champion's by ``margin``
-    (relative, in the metric's direction)."""
-    needed = required(metric, champion, margin)
-    numbers = f"challenger {metric} {challenger:.4g} vs champion {champion:.4g}"
-    if is_better(metric, challenger, champion, margin):
-        return True, f"{numbers}: better by at least the {margin:.1%} margin"
-    sign = ">=" if METRICS[metric].greater_is_better else "<="
-    return False, f"{numbers}: needs {sign} {needed:.4g} ({margin:.1%} margin)"
+    comparison: Comparison | None = None
 
 
 def recent_labelled(
@@ -137,35 +210,34 @@ def promote(version: int, name: str = MODEL_NAME) -> int | None:
 
 
 def record(decision: PromotionDecision) -> str:
-    """Log the decision as an MLflow run and tag the challenger's version; return the run id."""
-    metrics = {
-        name: value
-        for name, value in (
-            (f"champion_{decision.metric}", decision.champion_score),
-            (f"challenger_{decision.metric}", decision.challenger_score),
-            ("rows", float(decision.rows)),
-        )
-        if value is not None
-    }
-    fields = {"champion_score", "challenger_score", "rows"}
+    """Log the decision as an MLflow run (the comparison's scores and interval as metrics) and
+    tag the challenger's version; return the run id."""
+    compared = decision.comparison
+    metrics = {"rows": float(decision.rows), **(compared.numbers() if compared else {})}
+    fields = {"champion_score", "challenger_score", "rows", "comparison"}
+    verdict = "promoted" if decision.promoted else "refused"
     with mlflow.start_run(run_name="promotion") as run:
-        mlflow.set_tags({"decision": "promoted" if decision.promoted else "refused"})
+        mlflow.set_tags({"decision": verdict})
         mlflow.log_params({k: v for k, v in asdict(decision).items() if k not in fields})
+        if compared is not None:
+            mlflow.log_param("confidence", compared.confidence)
         mlflow.log_metrics(metrics)
     if decision.challenger_version is not None:
         client = MlflowClient()
         version = str(decision.challenger_version)
-        verdict = "promoted" if decision.promoted else "refused"
         client.set_model_version_tag(MODEL_NAME, version, "promotion.decision", verdict)
         client.set_model_version_tag(MODEL_NAME, version, "promotion.reason", decision.reason)
+        if compared is not None:
+            interval = f"[{compared.low:.6g}, {compared.high:.6g}]"
+            client.set_model_version_tag(MODEL_NAME, version, "promotion.interval", interval)
     return str(run.info.run_id)
 
 
 def evaluate_promotion(
     config: MonitoringConfig, data: Selection | None = None
 ) -> PromotionDecision:
-    """Compare challenger and champion; promote if the challenger is sane and wins by the
-    margin."""
+    """Compare challenger and champion; promote if the challenger is sane and its improvement's
+    interval lies above the margin."""
     margin = config.promotion.margin
     metric = config.promotion.metric_name()
     champion, champion_version = load_model_by_alias(CHAMPION)
@@ -196,17 +268,18 @@ def evaluate_promotion(
     insane = sanity(challenger, frame, config.promotion.max_clipped_share)
     if insane is not None:
         return replace(refused, reason=insane)
-    champion_score = evaluate(champion, frame)[metric]
-    challenger_score = evaluate(challenger, frame)[metric]
-    promoted, reason = decide(metric, champion_score, challenger_score, margin)
+    confidence = config.promotion.confidence
+    compared = compare(metric, scores(champion, frame), scores(challenger, frame), confidence)
+    promoted, reason = decide(compared, margin)
     if promoted:
         promote(challenger_version)
     return replace(
         refused,
         promoted=promoted,
         reason=reason,
-        champion_score=champion_score,
-        challenger_score=challenger_score,
+        champion_score=compared.champion,
+        challenger_score=compared.challenger,
+        comparison=compared,
     )
 
 
