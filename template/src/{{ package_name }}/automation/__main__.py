@@ -147,8 +147,14 @@ def serve_flows(policy: RetrainingPolicy, policy_path: Path) -> int:
     if it runs, else one started for the purpose on the same port (the ephemeral API runs no
     scheduler: its deployments would never run). Ctrl-C stops cleanly.
     """
+    from ..training.local_server import (
+        ServerError,
+        healthy,
+        local_api_url,
+        local_port,
+        local_server,
+    )
     from .flows import build_deployments, serve
-    from ..training.local_server import ServerError, healthy, local_api_url, local_port, local_server
 
     deployments = build_deployments(policy, policy_path)
     _describe(deployments)
