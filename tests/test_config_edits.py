@@ -39,12 +39,14 @@ OVERRIDES: dict[str, dict[str, Any]] = {
         "checks.metric": "mae",
         "checks.limit": 9.5,
         "promotion.metric": "mae",
+        "promotion.confidence": 0.9,  # a probability: up by a tenth would pass 1
         "promotion.data": {"source": "data/example/", "start": "2024-02-01", "end": "2024-03-01"},
     },
     "retraining.yaml": {
         "training.config": "./configs/training.yaml",
         "training.data": {"source": "data/example/"},
         "training.overrides": ["search.budget=3"],
+        "gate.confidence": 0.9,
         "monitoring.config": "./configs/monitoring.yaml",
         "schedules.timezone": "Europe/Paris",
         "schedules.monitoring": "*/20 * * * *",
