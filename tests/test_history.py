@@ -184,6 +184,7 @@ def test_level_4_runs_on_a_historical_problem_with_the_default_windows(
     assert len(errors) == 1
     assert "training failed" in errors[0]
     assert "Traceback" not in failed.stdout + failed.stderr
+    assert "| ERROR" not in failed.stderr  # nor Prefect's or the loop's log lines of it
     assert last_line(decisions)["outcome"] == "failed"
 
     # ... and so does a training window pinned over the gate's rows, naming the overlap

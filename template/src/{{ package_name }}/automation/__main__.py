@@ -299,8 +299,8 @@ def outcome_code(outcome: str) -> ExitCode:
 
 @contextmanager
 def _one_line_failures(verbose: bool) -> Iterator[None]:
-    """No traceback from Prefect's run loggers or the loop's (unless ``verbose``): the command
-    prints one line per failure, and the decision log keeps it."""
+    """No error lines or tracebacks from Prefect's run loggers or the loop's (unless
+    ``verbose``): the command prints one line per failure, and the decision log keeps it."""
     if verbose:
         yield
         return
@@ -309,7 +309,7 @@ def _one_line_failures(verbose: bool) -> Iterator[None]:
     from ..training.environment import tracebacks_hidden
     from . import loop
 
-    with tracebacks_hidden(Exception, also=(loop.__name__,)):
+    with tracebacks_hidden(Exception, also=(loop.__name__,), lines=True):
         yield
 
 

@@ -56,13 +56,17 @@ def use_local_prefect_server() -> str | None:
 
 
 class _DropTraceback(logging.Filter):
-    """Keep the log line but drop the traceback of errors the caller reports itself."""
+    """Keep the log line but drop the traceback of errors the caller reports itself
+    (``lines``: drop error lines too, the caller prints its own one)."""
 
-    def __init__(self, expected: tuple[type[BaseException], ...]) -> None:
+    def __init__(self, expected: tuple[type[BaseException], ...], lines: bool = False) -> None:
         super().__init__()
         self.expected = expected
+        self.lines = lines
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if self.lines and record.levelno >= logging.ERROR:
+            return False
         if record.exc_info and isinstance(record.exc_info[1], self.expected):
             record.exc_info = None
             record.exc_text = None
@@ -70,12 +74,15 @@ class _DropTraceback(logging.Filter):
 
 
 @contextmanager
-def tracebacks_hidden(*expected: type[BaseException], also: tuple[str, ...] = ()) -> Iterator[None]:
-    """Like ``hide_tracebacks_of`` while the block runs, for Prefect's run loggers and ``also``."""
+def tracebacks_hidden(
+    *expected: type[BaseException], also: tuple[str, ...] = (), lines: bool = False
+) -> Iterator[None]:
+    """Like ``hide_tracebacks_of`` while the block runs, for Prefect's run loggers and ``also``
+    (``lines``: their error lines too, for a command that prints one line per failure)."""
     loggers = [
         logging.getLogger(name) for name in ("prefect.task_runs", "prefect.flow_runs", *also)
     ]
-    quiet = _DropTraceback(expected)
+    quiet = _DropTraceback(expected, lines)
     for logger in loggers:
         logger.addFilter(quiet)
     try:
