@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,8 +24,7 @@ import pytest
 import yaml
 
 from tests.conftest import Installed, copy_installed, project_env, run
-from tests.engines import free_port
-from tests.test_own_problem import _post, _wait_ready
+from tests.test_own_problem import _post, serving
 
 pytestmark = pytest.mark.slow
 
@@ -109,34 +106,11 @@ def policy_with(project: Path, folder: Path, name: str, training: dict[str, Any]
     return path
 
 
-@contextmanager
-def service(project: Path) -> Iterator[str]:
-    """`make serve` on a free loopback port."""
-    port = free_port()
-    log = (project / ".mlops" / "serve.log").open("w")
-    process = subprocess.Popen(
-        ["make", "serve", f"PORT={port}"],
-        cwd=project,
-        env=project_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url, process)
-        yield url
-    finally:
-        subprocess.run(["pkill", "-TERM", "-g", str(process.pid)], check=False)
-        process.wait(timeout=30)
-        log.close()
-
-
 def serve_traffic(project: Path) -> datetime:
     """Serve the drifted latest bills with the times callers sent, then their tips; return the
     earliest of those times (where the gate's rows start)."""
     traffic = json.loads((project / FOLDER / "traffic.json").read_text())
-    with service(project) as url:
+    with serving(project) as url:
         answer = _post(
             f"{url}/predict/batch", {"rows": traffic["requests"]}, {"X-Request-ID": "bills"}
         )

@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,13 @@ def service(project: Path) -> Iterator[str]:
     """`make serve` on a free loopback port, after two trainings (champion and challenger)."""
     for _ in range(2):
         run(["make", "train"], project)
+    with serving(project) as url:
+        yield url
+
+
+@contextmanager
+def serving(project: Path) -> Iterator[str]:
+    """`make serve` on a free loopback port while the block runs; its address."""
     port = free_port()
     log = (project / ".mlops" / "serve.log").open("w")
     process = subprocess.Popen(
