@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -148,11 +147,12 @@ def serve_flows(policy: RetrainingPolicy, policy_path: Path) -> int:
     scheduler: its deployments would never run). Ctrl-C stops cleanly.
     """
     from ..training.local_server import (
-        ServerError,
+        exit_on_sigterm,
         healthy,
         local_api_url,
         local_port,
         local_server,
+        run_until_stopped,
     )
     from .flows import build_deployments, serve
 
@@ -161,13 +161,14 @@ def serve_flows(policy: RetrainingPolicy, policy_path: Path) -> int:
     api = os.environ.get("PREFECT_API_URL") or (
         local_api_url() if healthy(local_api_url()) else None
     )
-    try:
+
+    def serve_until_stopped() -> None:
         if api:
             print(f"serving them against {api}; Ctrl-C stops (and pauses their schedules)")
             sys.stdout.flush()
             serve(deployments, api)
-            return 0
-        signal.signal(signal.SIGTERM, _exit)  # stop the local server on SIGTERM too
+            return
+        exit_on_sigterm()  # stop the local server on SIGTERM too
         home = Path(os.environ["PREFECT_HOME"]).expanduser()
         with local_server(home, local_port()) as api_url:
             print(
@@ -176,16 +177,8 @@ def serve_flows(policy: RetrainingPolicy, policy_path: Path) -> int:
                 flush=True,
             )
             serve(deployments, api_url)
-    except ServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("stopped (Ctrl-C)")
-    return 0
 
-
-def _exit(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+    return run_until_stopped(serve_until_stopped)
 
 
 def deploy(policy: RetrainingPolicy, args: argparse.Namespace) -> int:

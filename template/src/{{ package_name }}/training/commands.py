@@ -144,12 +144,13 @@ def prefect_server(args: argparse.Namespace) -> int:
     import signal
 
     from . import environment
-    from .local_server import ServerError, local_port, local_server
+    from .local_server import exit_on_sigterm, local_port, local_server, run_until_stopped
 
     environment.set_offline_defaults()
-    signal.signal(signal.SIGTERM, _exit)  # stop the server on SIGTERM too
+    exit_on_sigterm()
     home = Path(os.environ["PREFECT_HOME"]).expanduser()
-    try:
+
+    def serve_until_stopped() -> None:
         with local_server(home, local_port()) as api_url:
             print(
                 f"Prefect server at {api_url} (database and log in {home}); Ctrl-C stops it.\n"
@@ -159,16 +160,8 @@ def prefect_server(args: argparse.Namespace) -> int:
                 flush=True,
             )
             signal.pause()
-    except ServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("stopped (Ctrl-C)")
-    return 0
 
-
-def _exit(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+    return run_until_stopped(serve_until_stopped)
 
 
 def register(commands: Any) -> None:

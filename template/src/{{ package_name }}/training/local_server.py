@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -101,3 +101,25 @@ def local_server(home: Path, port: int = 0, timeout: float = STARTUP_TIMEOUT) ->
         yield api_url
     finally:
         _stop(process)
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM ends the process like Ctrl-C's clean path: a local server is stopped on the way."""
+    signal.signal(signal.SIGTERM, _exit)
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def run_until_stopped(body: Callable[[], None]) -> int:
+    """The exit code of a command that runs ``body`` until Ctrl-C: 0 once stopped, 1 with one
+    error line when the local server does not start."""
+    try:
+        body()
+    except ServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stopped (Ctrl-C)")
+    return 0
