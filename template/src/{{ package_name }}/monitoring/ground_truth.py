@@ -26,6 +26,8 @@ def describe(result: Attachment) -> str:
     text = f"attached {result.attached} value(s) of {PROBLEM.target.name}"
     if result.unknown:
         text += f"; {result.unknown} unknown request id(s), e.g. {result.unknown_ids}"
+    if result.repeated:
+        text += f"; {result.repeated} value(s) replaced by a later one for the same request id"
     return text
 
 

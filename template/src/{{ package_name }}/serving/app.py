@@ -462,7 +462,12 @@ def create_app(
             log.exception("attaching ground truth failed")
             detail = f"prediction log unreachable: {type(exc).__name__}"
             raise HTTPException(503, detail=detail) from None
-        return Attached(attached=done.attached, unknown=done.unknown, unknown_ids=done.unknown_ids)
+        return Attached(
+            attached=done.attached,
+            unknown=done.unknown,
+            unknown_ids=done.unknown_ids,
+            repeated=done.repeated,
+        )
 
     @app.get("/health/live", tags=["health"])
     async def live() -> Health:

@@ -458,6 +458,9 @@ class Attached(BaseModel):
     attached: int
     unknown: int = Field(description="Request ids never served (or not logged yet).")
     unknown_ids: list[str] = Field(description="A sample of the unknown request ids.")
+    repeated: int = Field(
+        0, description="Values whose request id came again later in this body: the last is kept."
+    )
 
 
 class ModelInfo(BaseModel):

@@ -599,6 +599,8 @@ class Attachment:
     attached: int
     unknown: int
     unknown_ids: list[str] = field(default_factory=list)  # a sample
+    #: Values whose request id came again later in the same call: the last one is kept.
+    repeated: int = 0
 
 
 def _known(engine: Engine, ids: Sequence[str], tables: LogTables, chunk: int = 500) -> set[str]:
@@ -613,9 +615,15 @@ def _known(engine: Engine, ids: Sequence[str], tables: LogTables, chunk: int = 5
 
 def truth_values(items: Sequence[tuple[str, Any]], problem: Problem) -> dict[str, Any]:
     """Actual values by request id: finite numbers, or declared classes (integer classes also
-    by their text). An unknown class is a DataValidationError naming it."""
+    by their text). A value that is neither is a DataValidationError naming it."""
     if not problem.is_classifier:
-        return {rid: float(value) for rid, value in items if math.isfinite(value)}
+        missing = [rid for rid, value in items if not math.isfinite(value)]
+        if missing:
+            raise DataValidationError(
+                f"ground truth: {len(missing)} value(s) of {problem.target.name} are missing or "
+                f"not finite, e.g. for request id(s) {missing[:5]}"
+            )
+        return {rid: float(value) for rid, value in items}
     lookup = class_lookup(problem)
     unknown = sorted({repr(v) for _, v in items if isinstance(v, bool) or v not in lookup})
     if unknown:
@@ -633,7 +641,7 @@ def attach_ground_truth(
     tables: LogTables = TABLES,
 ) -> Attachment:
     """Attach actual target values (a classifier's classes) by request id; a later value
-    replaces an earlier one.
+    replaces an earlier one (also within ``items``: counted as ``repeated``).
 
     Only ids the prediction log holds are attached; the others are counted and sampled.
     """
@@ -644,7 +652,7 @@ def attach_ground_truth(
     rows = [{"request_id": rid, target: values[rid], "ts": datetime.now(UTC)} for rid in known]
     if rows:
         _upsert(engine, rows, tables)
-    return Attachment(len(rows), len(unknown), unknown[:sample])
+    return Attachment(len(rows), len(unknown), unknown[:sample], repeated=len(items) - len(values))
 
 
 def _upsert(engine: Engine, rows: list[dict[str, Any]], tables: LogTables) -> None:
