@@ -168,6 +168,32 @@ def _metrics(
     return values
 
 
+def alert_metrics(checked: list[MetricAlert]) -> Metrics:
+    """Each checked version's score and what it was held to, as rows a dashboard can chart:
+    ``alert_score.v<N>``, ``alert_limit.v<N>``, ``alert_fired.v<N>`` and, when the limit came
+    from the version's validation score, ``alert_validation.v<N>`` and ``alert_slack.v<N>``."""
+    values: Metrics = {}
+    for found in checked:
+        if found.limit is None:
+            continue
+        suffix = "" if found.version is None else f".v{found.version}"
+        parts = {
+            "score": found.score,
+            "limit": found.limit,
+            "fired": float(found.fired),
+            "validation": found.validation,
+            "slack": found.slack,
+        }
+        values.update(
+            {
+                (f"alert_{name}{suffix}", found.variant): v
+                for name, v in parts.items()
+                if v is not None
+            }
+        )
+    return values
+
+
 def check_window(
     config: MonitoringConfig,
     engine: Engine,
@@ -197,8 +223,6 @@ def check_window(
         if report is not None:  # the same distances and thresholds, for people to read
             snapshot = drift_report(reference, current, config.drift, problem, drift.limits)
             written = save_html(snapshot, report)
-    values = _metrics(len(window), drift, missing, metrics, clipped, shares)
-    write_metrics(engine, run_id, span, values)
     metric = config.checks.metric_name(problem)
     checked = metric_alerts(
         window,
@@ -209,6 +233,9 @@ def check_window(
         validations=served_validations(window) if validations is None else validations,
         problem=problem,
     )
+    values = _metrics(len(window), drift, missing, metrics, clipped, shares)
+    values.update(alert_metrics(checked))
+    write_metrics(engine, run_id, span, values)
     sizes = (len(current), len(reference))
     alerts = _alerts(config, sizes, drift, missing, clipped)
     unit = metric_unit(metric, problem)
