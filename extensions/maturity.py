@@ -11,9 +11,12 @@ Paths are patterns in gitignore syntax over the *generated* project's paths, so
 from __future__ import annotations
 
 import hashlib
+import importlib
+import importlib.util
 import json
 import keyword
 import re
+import sys
 from dataclasses import dataclass, field
 from datetime import date
 from fnmatch import fnmatch
@@ -22,6 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from jinja2 import Environment
 
 
@@ -69,10 +74,21 @@ CHANGING_LEVEL_URL = DOCS_URL + "changing-level/"
 
 # The example's contract as the template ships it: `contract draft` replaces it unasked only
 # while it is unedited (the generated package compares its SHA-256 with this file's).
-SHIPPED_CONTRACT = Path(__file__).parents[1] / "template/src/{{ package_name }}/contract.py"
+# The template repository this file belongs to (copier loads it from its copy of the repository).
+TEMPLATE_REPO = Path(__file__).resolve().parents[1]
+SHIPPED_CONTRACT = TEMPLATE_REPO / "template/src/{{ package_name }}/contract.py"
+# Renders the level guides (the docs site's level pages and each project's GUIDE.md).
+GUIDE_MODULE = Path(__file__).resolve().with_name("guide.py")
 
-# Files every level has. Their content grows in stable, per-capability blocks.
-SHARED_PATHS: tuple[str, ...] = ("README.md", "LICENSE", ".gitignore", ".copier-answers.yml")
+# Files every level has. Their content grows in stable, per-capability blocks; GUIDE.md is the
+# level's guide (docs/levels/level-N.md, rendered by extensions/guide.py), replaced per level.
+SHARED_PATHS: tuple[str, ...] = (
+    "README.md",
+    "GUIDE.md",
+    "LICENSE",
+    ".gitignore",
+    ".copier-answers.yml",
+)
 
 LEVELS: tuple[Level, ...] = (
     Level(
@@ -233,6 +249,31 @@ def belongs_at(path: str, number: int) -> bool:
     )
 
 
+# The answers file's template name in template/ and tool caches a developer may leave there
+# (copier.yml excludes them too).
+ANSWERS_FILE_TEMPLATE = "{{_copier_conf.answers_file}}.jinja"
+CACHES = {"__pycache__", ".ruff_cache", ".mypy_cache", ".pytest_cache"}
+
+
+def template_output_paths(template: Path, package_name: str) -> set[str]:
+    """Every path the template tree `template` can render (any level), with names rendered."""
+    paths = set()
+    for file in template.rglob("*"):
+        if not file.is_file() or CACHES.intersection(file.parts):
+            continue
+        rel = file.relative_to(template).as_posix()
+        if rel == ANSWERS_FILE_TEMPLATE:
+            rel = ".copier-answers.yml"
+        rel = rel.replace("{{ package_name }}", package_name).removesuffix(".jinja")
+        paths.add(rel)
+    return paths
+
+
+def expected_paths(template: Path, number: int, package_name: str) -> set[str]:
+    """The exact file set of a project at level `number` rendered from `template`."""
+    return {p for p in template_output_paths(template, package_name) if belongs_at(p, number)}
+
+
 def template_context(number: int) -> dict[str, Any]:
     """What every template sees: the model, the chosen level, and `has_<capability>` flags."""
     level = get_level(number)
@@ -288,13 +329,40 @@ def is_package_name(text: str) -> bool:
 
 
 def _install_filters(environment: Environment) -> None:
-    """Jinja filters and tests for copier.yml's defaults and validators."""
+    """Jinja filters and tests for copier.yml's defaults and validators; `level_guide()`."""
+    from jinja2 import pass_context
+
     environment.filters["to_identifier"] = to_identifier
     # A quoted TOML/YAML-safe string: JSON string syntax is valid in both.
     environment.filters["quoted"] = lambda text: json.dumps(str(text), ensure_ascii=False)
     environment.tests["package_name"] = is_package_name
     environment.tests["email"] = lambda text: bool(EMAIL_PATTERN.match(str(text)))
     environment.tests["slug"] = lambda text: bool(SLUG_PATTERN.match(str(text)))
+    environment.globals["level_guide"] = pass_context(_level_guide)
+
+
+def _guide_module() -> ModuleType:
+    """extensions/guide.py beside this file, however this file was loaded (copier loads it by
+    path, as `copier_template_extensions.maturity`; the docs and tests as `extensions.maturity`).
+    """
+    if __name__ == "extensions.maturity":
+        return importlib.import_module("extensions.guide")
+    spec = importlib.util.spec_from_file_location(f"{__name__}_guide", GUIDE_MODULE)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {GUIDE_MODULE}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _level_guide(context: Any) -> str:
+    """Jinja global `level_guide()`: the GUIDE.md of the project being rendered (its level's
+    page of the docs, with its answers)."""
+    guide = _guide_module()
+    answers = dict(context.get_all())
+    return str(
+        guide.Guide(sys.modules[__name__], TEMPLATE_REPO, answers).project_guide(answers["level"])
+    )
 
 
 def _compile_once(environment: Environment) -> None:

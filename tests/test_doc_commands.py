@@ -2,9 +2,9 @@
 it is shown for, a project command that the CLI of that level parses (`build_parser` of the
 rendered project: its arguments, its options and their values).
 
-Read from the ```bash blocks of README.md, docs/ and each level's generated README. A page of
-docs/levels/ is checked against its level; another page against any level that has the command
-(a docs page may show a level-3 command beside a level-1 one).
+Read from the ```bash blocks of README.md, docs/ and each level's generated README and GUIDE.md.
+A page of docs/levels/ (and a GUIDE.md) is checked against its level; another page against any
+level that has the command (a docs page may show a level-3 command beside a level-1 one).
 """
 
 from __future__ import annotations
@@ -132,8 +132,9 @@ def _sources(render: Render) -> list[tuple[str, str, list[int]]]:
         name = str(page.relative_to(ROOT))
         pages.append((name, page.read_text(), [int(level.group(1))] if level else levels))
     for number in levels:
-        readme = (render(level=number) / "README.md").read_text()
-        pages.append((f"level-{number} README.md", readme, [number]))
+        for generated in ("README.md", "GUIDE.md"):
+            text = (render(level=number) / generated).read_text()
+            pages.append((f"level-{number} {generated}", text, [number]))
     return pages
 
 

@@ -117,6 +117,80 @@ def test_generated_readme_links_to_its_level_page(site: Path, render: Render) ->
     assert (site / level.docs_path / "index.html").is_file()
 
 
+# ------------------------------------------------ the level guide each project ships (GUIDE.md)
+
+ARTICLE = re.compile(r'<article class="md-content__inner md-typeset">(.*?)</article>', re.S)
+LINK = re.compile(r"\]\(([^)\s]+)\)|<(https?://[^>\s]+)>|href=\"([^\"]+)\"")
+FENCED = re.compile(r"^```.*?^```", re.M | re.S)
+
+
+def visible_text(page_html: str) -> str:
+    """What a reader sees of an HTML fragment: its text, whitespace collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page_html)).split())
+
+
+def link_targets(markdown: str) -> list[str]:
+    """Targets of the Markdown links, autolinks and HTML links outside code blocks."""
+    return [next(g for g in m.groups() if g) for m in LINK.finditer(FENCED.sub("", markdown))]
+
+
+@pytest.fixture(scope="module")
+def site_markdown() -> Callable[[str], str]:
+    """Markdown to HTML with the site's Markdown extensions (mkdocs.yml's)."""
+    import markdown
+    from mkdocs.config import load_config
+
+    config = load_config(str(ROOT / "mkdocs.yml"))
+    return lambda text: markdown.markdown(
+        text, extensions=config.markdown_extensions, extension_configs=config.mdx_configs
+    )
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_generated_guide_reads_as_the_sites_level_page(
+    site: Path, render: Render, site_markdown: Callable[[str], str], level: int
+) -> None:
+    """GUIDE.md is the level's page of the site, generated sections included (the file tree, the
+    commands, the ladder...): the same text, whatever its links point to."""
+    guide = (render(level=level) / "GUIDE.md").read_text(encoding="utf-8")
+    header = f"# Level {maturity.get_level(level).label}\n"
+    assert header in guide
+    shown = ARTICLE.search(page(site, maturity.get_level(level)))
+    assert shown, "the theme's article element was not found"
+    page_text = guide[guide.index(header) :]
+    assert visible_text(site_markdown(page_text)) == visible_text(shown.group(1))
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_links_of_the_generated_readme_and_guide_work_offline(
+    site: Path, render: Render, level: int
+) -> None:
+    """A relative link reaches a file of the project; a link to the site, a page it has. The
+    README points to the guide the project ships before the site."""
+    project = render(level=level)
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    assert readme.index("](GUIDE.md)") < readme.index(maturity.get_level(level).docs_url)
+    broken = []
+    for name in ("README.md", "GUIDE.md"):
+        for target in link_targets((project / name).read_text(encoding="utf-8")):
+            path = target.partition("#")[0]
+            if target.startswith(maturity.DOCS_URL):
+                local = site / path.removeprefix(maturity.DOCS_URL)
+                if not (local.is_file() or (local / "index.html").is_file()):
+                    broken.append(f"{name}: {target} (not on the site)")
+            elif not re.match(r"^[a-z][a-z0-9+.-]*:|^#", target) and not (project / path).exists():
+                broken.append(f"{name}: {target} (no such file in the project)")
+    assert broken == []
+
+
+def test_generated_guide_names_the_projects_own_package_and_command(render: Render) -> None:
+    guide = (render(level=1, project_name="Fare Check") / "GUIDE.md").read_text(encoding="utf-8")
+    assert "uv run fare-check " in guide
+    assert "src/fare_check" in guide
+    assert "taxi-trip-duration" not in guide
+    assert "taxi_trip_duration" not in guide
+
+
 # ------------------------------------------------------- screenshots (scripts/screenshots.py)
 
 SCREENSHOTS = ROOT / "docs" / "images" / "screenshots"
