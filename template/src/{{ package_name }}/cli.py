@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .outcomes import MIN_TRAIN_ROWS, MIN_VALIDATION_ROWS, ExitCode
+from .outcomes import MIN_TRAIN_ROWS, MIN_VALIDATION_ROWS, ExitCode, ModelFileError
 
 DEFAULT_MODEL_PATH = Path("models/model.joblib")
 #: Where ``predict`` writes by default: a folder the project's .gitignore ignores.
@@ -476,12 +476,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .problem import DataValidationError
 
-    expected: tuple[type[Exception], ...] = (DataValidationError, CommandError, FileNotFoundError)
+    expected = (DataValidationError, CommandError, FileNotFoundError, ModelFileError)
     try:
-        from .model import ModelFileError
         from .trainability import TrainingRefused
 
-        expected = (*expected, ModelFileError)
         code = args.handler(args)
     except TrainingRefused as exc:
         print(f"error: training refused, nothing was saved: {exc}", file=sys.stderr)

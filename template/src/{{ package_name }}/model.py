@@ -31,15 +31,12 @@ from sklearn.metrics import (
 from sklearn.pipeline import Pipeline
 
 from .features import build_pipeline
+from .outcomes import ModelFileError as ModelFileError  # raised here; callers catch it from here
 from .predict import predict, predict_classes
 from .problem import PROBLEM, DataValidationError, Problem
 
 #: Probabilities may miss 0, 1 or a row sum of 1 by this much (float rounding).
 PROBABILITY_TOLERANCE = 1e-6
-
-
-class ModelFileError(Exception):
-    """A model file is missing or does not hold a fitted pipeline."""
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Exit codes of the command line (the one table the commands use and the README documents),
-and the minimum rows a training run needs.
+the minimum rows a training run needs, and the errors every command reports as bad input.
 
 A scheduled job can tell a failure (1-3) from a policy outcome (4-6) that is no failure of
 the machinery; for example ``<command> || [ $? -ge 4 ]`` keeps a job green unless it failed.
@@ -39,3 +39,11 @@ MEANINGS: dict[ExitCode, str] = {
     "no challenger)",
     ExitCode.NO_TRAFFIC: "no traffic: no served predictions in the monitored window",
 }
+
+
+class ModelFileError(Exception):
+    """A model file is missing or does not hold a fitted pipeline (``model.load_model``).
+
+    Defined here, not in ``model``, so that the command line reports it without importing the
+    training code (scikit-learn's estimators and metrics) for every command.
+    """

@@ -50,15 +50,20 @@ def _selection(args: argparse.Namespace, source: str | None) -> Selection | None
         raise CommandError(f"--start/--end: {messages}") from None
 
 
-def _reported(handler: Handler) -> Handler:
-    """Configuration and registry errors as one ``error:`` line (the CLI prints them)."""
+def _reported(handler: Handler, runs_flow: bool = True) -> Handler:
+    """Configuration and registry errors as one ``error:`` line (the CLI prints them).
+
+    ``runs_flow``: the handler runs a Prefect flow, so Prefect is imported first (it configures
+    its loggers on import; the filter goes on after). Other handlers do not pay for it.
+    """
 
     def run(args: argparse.Namespace) -> int | None:
         from ..training.config import ConfigError
 
         expected: tuple[type[Exception], ...] = (ConfigError,)
         try:
-            import prefect  # noqa: F401  (it configures its loggers on import: filter after)
+            if runs_flow:
+                import prefect  # noqa: F401
 
             from ..problem import DataValidationError
             from ..training.environment import tracebacks_hidden
@@ -201,7 +206,7 @@ def register(commands: Any) -> None:
     truth.add_argument("file", type=Path, help="parquet/csv file")
     add_rejected_share(truth)
     _common(truth)
-    truth.set_defaults(handler=_reported(_attach_truth))
+    truth.set_defaults(handler=_reported(_attach_truth, runs_flow=False))
 
     prune_log = commands.add_parser(
         "prune-log",
@@ -210,4 +215,4 @@ def register(commands: Any) -> None:
         "ago (configs/monitoring.yaml) with their ground truth; print how many.",
     )
     _common(prune_log)
-    prune_log.set_defaults(handler=_reported(_prune_log))
+    prune_log.set_defaults(handler=_reported(_prune_log, runs_flow=False))

@@ -4,22 +4,22 @@ The first version ever registered becomes ``champion``; later ones become ``chal
 something promotes them (level 2 compares no metrics: promotion gates do). Aliases only:
 MLflow's deprecated stages are not used. Models load as scikit-learn pipelines, so a
 classifier's ``predict_proba`` is at hand.
+
+MLflow (seconds to import) is imported by the functions that talk to the registry, so a
+command that only needs this module's names and errors does not pay for it.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Final
-
-import mlflow
-import mlflow.sklearn
-from mlflow import MlflowClient
-from mlflow.entities import LoggedModel
-from mlflow.exceptions import MlflowException
-from sklearn.base import is_classifier
-from sklearn.pipeline import Pipeline
+from typing import TYPE_CHECKING, Final
 
 from ..problem import PROBLEM, Problem
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import LoggedModel
+    from sklearn.pipeline import Pipeline
 
 #: Registered model name (``MODEL_NAME`` in the environment overrides the package name).
 MODEL_NAME: Final = os.environ.get("MODEL_NAME") or __name__.split(".")[0]
@@ -47,6 +47,9 @@ def register_model(
 ) -> int:
     """Register the model that run ``run_id`` logged as ``artifact_path`` (with
     ``description``); return its version."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
     client = MlflowClient()
     logged = _logged_model(client, run_id, artifact_path)
     try:
@@ -62,11 +65,16 @@ def register_model(
 
 def set_alias(alias: str, version: int, name: str = MODEL_NAME) -> None:
     """Point ``alias`` at ``version`` (moving it if it pointed elsewhere)."""
+    from mlflow import MlflowClient
+
     MlflowClient().set_registered_model_alias(name, alias, str(version))
 
 
 def get_version_by_alias(alias: str, name: str = MODEL_NAME) -> int | None:
     """The version ``alias`` points at, or None when the model or the alias does not exist."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
     try:
         return int(MlflowClient().get_model_version_by_alias(name, alias).version)
     except MlflowException as exc:
@@ -84,6 +92,10 @@ def assign_initial_alias(version: int, name: str = MODEL_NAME) -> str:
 
 def load_model_version(version: int, name: str = MODEL_NAME) -> Pipeline:
     """Load the scikit-learn pipeline of registered ``version``."""
+    import mlflow.sklearn
+    from mlflow.exceptions import MlflowException
+    from sklearn.pipeline import Pipeline
+
     try:
         model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
     except MlflowException as exc:
@@ -101,6 +113,8 @@ def check_task(model: Pipeline, version: int, problem: Problem = PROBLEM) -> Non
     """Refuse a registered model that does not fit the contract: a regressor for a
     classification task and vice versa, or a classifier of classes the contract does not declare.
     """
+    from sklearn.base import is_classifier
+
     again = "train a model for it (make train)"
     if is_classifier(model) != problem.is_classifier:
         kind = "classifier" if is_classifier(model) else "regressor"
@@ -119,6 +133,8 @@ def check_task(model: Pipeline, version: int, problem: Problem = PROBLEM) -> Non
 
 def load_model_by_alias(alias: str, name: str = MODEL_NAME) -> tuple[Pipeline, int]:
     """Load the scikit-learn pipeline ``alias`` points at; return it with its version number."""
+    import mlflow
+
     version = get_version_by_alias(alias, name)
     if version is None:
         raise ModelNotFoundError(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from importlib.metadata import packages_distributions
+from importlib.metadata import PackageNotFoundError, distribution, packages_distributions
 from pathlib import Path
 from typing import Final
 
@@ -20,6 +20,10 @@ _PACKAGE: Final = __name__.split(".")[0]
 @cache
 def _project_slug() -> str:
     """The distribution name of this package (its ``pyproject.toml`` name)."""
+    try:  # named like the package (as generated): found without reading every installed one
+        return str(distribution(_PACKAGE).metadata["Name"])
+    except PackageNotFoundError:
+        pass
     names = packages_distributions().get(_PACKAGE, [])
     return names[0] if names else _PACKAGE.replace("_", "-")
 
