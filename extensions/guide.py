@@ -17,7 +17,7 @@ import html
 import posixpath
 import re
 from collections.abc import Callable, Mapping
-from functools import cache
+from functools import cache, cached_property
 from itertools import pairwise
 from pathlib import Path
 from types import ModuleType
@@ -154,6 +154,7 @@ class Guide:
         self.package = str(answers["package_name"])
         self.slug = str(answers["project_slug"])
         self.make_targets = cache(self._make_targets)
+        self.paths = cache(self._paths)
         self.page_sections: dict[str, Callable[[str], str]] = {
             "table": self._table,
             "ladder": self._ladder_section,
@@ -191,10 +192,9 @@ class Guide:
         """Level `number`'s page as the site shows it, in Markdown that reads offline."""
         src = level_page(number)
         page, _ = split_front_matter((self.docs / src).read_text(encoding="utf-8"))
-        defaults = default_answers(self.root, self.model)
         # The pages are written for the default names; a project reads its own.
         for name in ("project_slug", "package_name"):
-            page = page.replace(str(defaults[name]), str(self.answers[name]))
+            page = page.replace(str(self.defaults[name]), str(self.answers[name]))
         return offline_links(self.fill(page, src), src, self.model.DOCS_URL)
 
     def project_guide(self, number: int) -> str:
@@ -210,6 +210,11 @@ class Guide:
         return note + self.level_guide(number).strip("\n")
 
     # ------------------------------------------------------------------ helpers
+
+    @cached_property
+    def defaults(self) -> dict[str, Any]:
+        """copier.yml's default answers (the site's; the pages' prose names their package)."""
+        return default_answers(self.root, self.model)
 
     def choose_when(self, number: int) -> str:
         """The `choose:` front matter of a level's page: when to pick this level."""
@@ -237,7 +242,7 @@ class Guide:
 
     def own_paths(self, level: Any) -> set[str]:
         """Generated paths `level` introduces, as the template holds them today."""
-        return {p for p in self._paths(level.number) if self.model.owner_of(p) is level}
+        return {p for p in self.paths(level.number) if self.model.owner_of(p) is level}
 
     def _ladder(self, current: int | None = None) -> str:
         """The maturity ladder as a Mermaid flowchart (the current level highlighted)."""
@@ -301,7 +306,7 @@ class Guide:
         return "\n".join(lines)
 
     def _files(self, level: Any, src: str) -> str:
-        paths = self._paths(level.number)
+        paths = self.paths(level.number)
         own = self.own_paths(level)
         new = own if level.number > 0 else set()
         tree = html.escape(file_tree(paths, self.slug, new))
@@ -324,9 +329,8 @@ class Guide:
         return "\n".join(parts)
 
     def _whose_answers(self) -> str:
-        defaults = default_answers(self.root, self.model)
         names = ("package_name", "project_slug")
-        same = all(str(defaults[name]) == str(self.answers[name]) for name in names)
+        same = all(str(self.defaults[name]) == str(self.answers[name]) for name in names)
         return "the default answers" if same else "this project's answers"
 
     def _commands(self, level: Any, src: str) -> str:
