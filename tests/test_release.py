@@ -82,6 +82,24 @@ def test_the_version_is_the_changelogs_newest_release() -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+", version)
 
 
+def test_every_release_tag_has_its_changelog_entry() -> None:
+    """Each `vX.Y.Z` tag of this repository (a clone has them; a copy without git has none)
+    is a version the CHANGELOG describes, and no tag is newer than pyproject's version."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: no tags to check")
+    listed = subprocess.run(
+        ["git", "tag", "--list", "v*"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    tags = [tag[1:] for tag in listed.stdout.split() if re.fullmatch(r"v\d+\.\d+\.\d+", tag)]
+    headings = set(
+        re.findall(r"^## \[(\d+\.\d+\.\d+)\]", (ROOT / "CHANGELOG.md").read_text(), re.M)
+    )
+    assert sorted(set(tags) - headings) == []
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    newest = max((tuple(map(int, tag.split("."))) for tag in tags), default=(0, 0, 0))
+    assert newest <= tuple(map(int, version.split(".")))
+
+
 def test_the_docs_say_how_to_move_to_a_template_version() -> None:
     docs = (ROOT / "docs" / "changing-level.md").read_text()
     assert "## Moving to a newer template version" in docs
