@@ -290,6 +290,122 @@ def test_an_update_moves_the_drift_settings_a_release_moved(
     assert git_status(project) == ""
 
 
+RELEASE_0_1_0 = ROOT / "tests" / "data" / "release-0.1.0"  # its configs, as tag v0.1.0 has them
+# A user's edits of 0.1.0's configs: each key the next releases renamed, moved or removed, and
+# one key they kept (schedules.monitoring; an edit next to a line the release changed, such as
+# cooldown_days below min_labelled_rows, is a merge conflict of its own).
+EDITS_0_1_0 = {
+    "monitoring.yaml": [
+        ('  months: ["2024-01"]  #', '  months: ["2023-12"]  #'),
+        ("  min_rows: 100 ", "  min_rows: 200 "),
+        ("  max_rmse: 10.0 ", "  max_rmse: 8.0  "),
+    ],
+    "retraining.yaml": [
+        ("    trip_distance: 0.2 ", "    trip_distance: 0.3 "),
+        ("  rmse_degradation: 0.15 ", "  rmse_degradation: 0.25 "),
+        ("  window_months: 1 ", "  window_months: 2 "),
+        ("  prediction_range: [-5.0, 240.0]", "  prediction_range: [-1.0, 120.0]"),
+        ("  latency_budget_ms: 25.0 ", "  latency_budget_ms: 40.0 "),
+        ('  monitoring: "0 * * * *" ', '  monitoring: "5 * * * *" '),
+    ],
+    "training.yaml": [
+        ('  train_months: ["2024-01"]  ', '  train_months: ["2023-12"]  '),
+        ("  synthetic_rows: 100000 ", "  synthetic_rows: 5000   "),
+    ],
+}
+
+
+def test_the_release_0_1_0_configs_are_the_tags() -> None:
+    if subprocess.run(["git", "rev-parse", "v0.1.0"], cwd=ROOT, capture_output=True).returncode:
+        pytest.skip("no tag v0.1.0 here (a copy without git, or a clone without tags)")
+    for path in RELEASE_0_1_0.iterdir():
+        shown = subprocess.run(
+            ["git", "show", f"v0.1.0:template/configs/{path.name}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert path.read_text() == shown.stdout, path.name
+
+
+@pytest.mark.slow
+def test_an_update_from_0_1_0_carries_or_names_every_changed_setting(
+    tmp_path: Path, installed: Installed, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A level-4 project of 0.1.0's configs, edited where later releases renamed, moved or
+    removed keys, updates without a conflict; its values land in their new keys."""
+    installed(4)  # fills the uv cache this level installs from
+    repo = build_template_repo(tmp_path / "template", tag=None)
+    configs = repo / "template" / "configs"
+    newer = {path: path.read_text() for path in configs.iterdir()}
+    (configs / "retraining.yaml.jinja").unlink()
+    for path in RELEASE_0_1_0.iterdir():
+        (configs / path.name).write_text(path.read_text())
+    git_commit_all(repo, "0.1.0")
+    run(["git", "tag", "v0.1.0"], repo)
+    project = generate(repo, tmp_path / "project", level=4, vcs_ref="v0.1.0")
+    git_commit_all(project)
+    for name, edits in EDITS_0_1_0.items():
+        path = project / "configs" / name
+        text = path.read_text()
+        for old, new in edits:
+            assert text.count(old) == 1, (name, old)  # the test's picture of 0.1.0 fits
+            text = text.replace(old, new)
+        path.write_text(text)
+    git_commit_all(project, "user work")
+    (configs / "retraining.yaml").unlink()
+    for path, text in newer.items():
+        path.write_text(text)
+    git_commit_all(repo, "0.2.0")
+    run(["git", "tag", "v0.2.0"], repo)
+    capfd.readouterr()
+
+    update(project, vcs_ref="v0.2.0")
+
+    said = capfd.readouterr().err
+    assert conflict_leftovers(project) == []
+    read = {name: yaml.safe_load((project / "configs" / name).read_text()) for name in EDITS_0_1_0}
+    monitoring, retraining = read["monitoring.yaml"], read["retraining.yaml"]
+    assert monitoring["checks"]["limit"] == 8.0  # max_rmse, renamed
+    assert monitoring["drift"]["min_rows"] == 200  # checks.min_rows, moved
+    assert monitoring["drift"]["feature_thresholds"] == {
+        "PULocationID": 0.15,
+        "DOLocationID": 0.15,
+        "trip_distance": 0.3,
+    }
+    assert retraining["triggers"]["degradation"] == 0.25  # rmse_degradation, renamed
+    assert retraining["schedules"]["monitoring"] == "5 * * * *"  # the user's kept key stays
+    assert retraining["gate"]["prediction_range"] == [-1.0, 120.0]  # no longer shipped, kept
+    for removed, value in [
+        ("reference.months", "[2023-12]"),
+        ("training.window_months", "2"),
+        ("gate.latency_budget_ms", "40.0"),
+        ("data.train_months", "[2023-12]"),
+        ("data.synthetic_rows", "5000"),
+    ]:
+        assert f"{removed} was removed (yours was {value}); see " in said
+    run(["make", "install"], project, offline=True)
+    loaded = run(
+        [
+            ".venv/bin/python",
+            "-c",
+            f"from {PACKAGE}.automation.policy import load_policy\n"
+            f"from {PACKAGE}.monitoring.config import load_config\n"
+            f"from {PACKAGE}.training.config import load_config as load_training\n"
+            "policy, monitoring = load_policy(), load_config()\n"
+            "load_training()\n"
+            "print(policy.triggers.degradation, policy.gate.prediction_range,"
+            " monitoring.checks.limit, monitoring.drift.min_rows)",
+        ],
+        project,
+    )
+    assert loaded.stdout.split() == ["0.25", "(-1.0,", "120.0)", "8.0", "200"]
+    run(["make", "doctor"], project)
+    git_commit_all(project, "Template update")
+    assert git_status(project) == ""
+
+
 # ------------------------------------------------ the generated projects' template-update workflow
 
 UPDATE_WORKFLOW = ".github/workflows/template-update.yml"
