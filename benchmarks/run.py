@@ -30,6 +30,7 @@ BENCHMARKS = {
     "pipeline": "benchmarks.pipeline",
     "monitoring": "benchmarks.monitoring",
     "log_volume": "benchmarks.log_volume",
+    "everyday": "benchmarks.everyday",
 }
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -135,7 +136,7 @@ def parse(argv: list[str] | None) -> tuple[list[str], Options, argparse.Namespac
         "--project",
         type=Path,
         help="serving (trained), pipeline, monitoring, log_volume: reuse this installed level-3 "
-        "project",
+        "project; everyday: a level-4 one (trained unless it has a registry)",
     )
     parser.add_argument(
         "--rows", type=int, help="log_volume: logged predictions (default 1,000,000; 10M works)"

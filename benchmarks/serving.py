@@ -113,7 +113,9 @@ def prepare_classifier(work: Path) -> tuple[Path, list[dict[str, object]]]:
     return project, found
 
 
-def wait_ready(url: str, body: bytes, proc: subprocess.Popen[bytes], log: Path) -> None:
+def wait_ready(
+    url: str, body: bytes, proc: subprocess.Popen[bytes], log: Path, poll: float = 0.5
+) -> None:
     import urllib.request
 
     deadline = time.monotonic() + STARTUP
@@ -126,7 +128,7 @@ def wait_ready(url: str, body: bytes, proc: subprocess.Popen[bytes], log: Path) 
                 if response.status == 200:
                     return
         except OSError:
-            time.sleep(0.5)
+            time.sleep(poll)
     raise RuntimeError(f"{url} not ready after {STARTUP:.0f} s: {log.read_text()[-2000:]}")
 
 
@@ -146,12 +148,17 @@ def server(
     try:
         yield proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server started in its own session, and everything it started."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def load_generator() -> str:
