@@ -123,7 +123,7 @@ def before(answers_file: str) -> int:
     say(
         "The answers file must never be edited by hand: restore it "
         f"(git log -p {answers_file}; git checkout <commit> -- {answers_file}; git commit), "
-        f"then change the level with: {maturity.UPDATE_COMMAND} --data level=N"
+        f"then change the level with: {maturity.LEVEL_COMMAND} --data level=N"
     )
     say(f"See {maturity.CHANGING_LEVEL_URL}")
     say(f"(To run the update anyway, set {SKIP_ENV}=1.)")

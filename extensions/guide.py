@@ -374,7 +374,7 @@ class Guide:
                 "From the project's root, with everything committed:",
                 "",
                 "```bash",
-                f"{self.model.UPDATE_COMMAND} --data level={nxt.number}",
+                f"{self.model.LEVEL_COMMAND} --data level={nxt.number}",
                 "git status && git diff   # review; resolve any conflict markers, then commit",
                 "```",
                 "",

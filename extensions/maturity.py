@@ -69,6 +69,11 @@ DOCS_URL = "https://mlops-maturity-template.github.io/mlops-maturity-template/"
 UPDATE_COMMAND = (
     "uvx --from copier --with copier-template-extensions copier update --trust --defaults"
 )
+# A level change keeps the template version the project has (`:current:`): without it Copier
+# takes the newest tag, and a project generated from a newer commit (`--vcs-ref HEAD`) would be
+# refused as a downgrade. A version change is UPDATE_COMMAND with `--vcs-ref vX.Y.Z`.
+LEVEL_REF_FLAG = "--vcs-ref=:current:"
+LEVEL_COMMAND = f"{UPDATE_COMMAND} {LEVEL_REF_FLAG}"
 # The docs page about changing level (the level guard's messages point to it).
 CHANGING_LEVEL_URL = DOCS_URL + "changing-level/"
 
@@ -287,6 +292,8 @@ def template_context(number: int) -> dict[str, Any]:
         "level_capabilities": capabilities_at(number),
         "level_excluded_paths": "\n".join(excluded_paths(number)),
         "update_command": UPDATE_COMMAND,
+        "level_command": LEVEL_COMMAND,
+        "level_ref_flag": LEVEL_REF_FLAG,
         "changing_level_url": CHANGING_LEVEL_URL,
         "shipped_contract_sha256": shipped_contract_sha256(),
         **flags,

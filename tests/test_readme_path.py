@@ -46,7 +46,7 @@ def test_the_readme_moves_projects_with_the_templates_update_command() -> None:
     readme = (ROOT / "README.md").read_text()
     (move,) = bash_blocks(readme, "Move a project to another level")
     update, lock = move.strip().splitlines()
-    assert update == f"{maturity.UPDATE_COMMAND} --data level=2"
+    assert update == f"{maturity.LEVEL_COMMAND} --data level=2"
     assert lock.startswith("make lock")  # the new level's lock, which the doctor asks for
     quick = "\n".join(bash_blocks(readme, "Quick start"))
     assert 'copier copy --trust --defaults "$PWD" ' in quick  # an absolute template path
@@ -58,9 +58,9 @@ def test_a_project_names_the_same_update_command_wherever_it_says_how_to_move(
 ) -> None:
     project = render(level=level)
     answers = (project / ".copier-answers.yml").read_text()
-    assert f"{maturity.UPDATE_COMMAND} --data level=N" in answers
+    assert f"{maturity.LEVEL_COMMAND} --data level=N" in answers
     readme = (project / "README.md").read_text()
-    assert f"{maturity.UPDATE_COMMAND} --data level={level + 1}" in readme
+    assert f"{maturity.LEVEL_COMMAND} --data level={level + 1}" in readme
 
 
 def user_env(tmp_path: Path) -> dict[str, str]:
@@ -103,7 +103,9 @@ def check_level(project: Path, clone: Path, level: int, env: dict[str, str]) -> 
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["level"] == level
     assert answers["_src_path"] == str(clone)  # the template, not the project itself
-    assert answers["_commit"] == git(clone, "rev-parse", "--short", "HEAD")
+    # The commit the project was generated from, recorded as `git describe` gives it.
+    recorded = git(clone, "rev-parse", answers["_commit"] + "^{commit}")
+    assert recorded == git(clone, "rev-parse", "HEAD")
     assert project_paths(project) == expected_paths(clone / "template", level, PACKAGE)
     doctor = bash("python3 scripts/doctor.py", project, env)
     assert f"ok (level {level}" in doctor.stdout
@@ -118,6 +120,9 @@ def test_the_readme_commands_work_in_sequence(tmp_path: Path) -> None:
     clone = tmp_path / "mlops-maturity-template"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     git(clone, "checkout", "-q", git(ROOT, "rev-parse", "HEAD"))
+    # A release older than HEAD: Copier's default ref for an update, which the README's level
+    # change must not take (it would refuse the "downgrade" from the HEAD the project has).
+    git(clone, "tag", "v0.0.1", git(clone, "rev-list", "--max-parents=0", "HEAD").split()[0])
 
     for block in quick_start:
         bash(block, clone, env)
