@@ -218,6 +218,20 @@ OLD_TRIGGERS = """\
 """
 
 
+def configs_say(project: Path, values: str) -> str:
+    """Install ``project`` offline, load its three configs with its own loaders (``policy``,
+    ``monitoring``, ``training``), and return what printing ``values`` of them gives."""
+    run(["make", "install"], project, offline=True)
+    script = (
+        f"from {PACKAGE}.automation.policy import load_policy\n"
+        f"from {PACKAGE}.monitoring.config import load_config\n"
+        f"from {PACKAGE}.training.config import load_config as load_training\n"
+        "policy, monitoring, training = load_policy(), load_config(), load_training()\n"
+        f"print({values})"
+    )
+    return run([".venv/bin/python", "-c", script], project).stdout
+
+
 def tag_the_release_before_the_move(repo: Path) -> dict[Path, str]:
     """Tag v0.1.0 with the config shape before the move; return the files as they are now."""
     configs = repo / "template" / "configs"
@@ -272,19 +286,8 @@ def test_an_update_moves_the_drift_settings_a_release_moved(
     assert drift["feature_thresholds"] == {"trip_distance": 0.4}
     assert drift["categorical_threshold"] == 0.1  # left as shipped: the shared verdict's
     assert "  share: 0.5           # the data drifts when" in monitoring  # comments kept
-    run(["make", "install"], project, offline=True)
-    loaded = run(
-        [
-            ".venv/bin/python",
-            "-c",
-            f"from {PACKAGE}.automation.policy import load_policy\n"
-            f"from {PACKAGE}.monitoring.config import load_config\n"
-            "load_policy()\n"
-            "print(load_config().drift.numerical_threshold)",
-        ],
-        project,
-    )
-    assert loaded.stdout.strip() == "0.3"
+    loaded = configs_say(project, "monitoring.drift.numerical_threshold")
+    assert loaded.strip() == "0.3"
     run([sys.executable, "scripts/doctor.py"], project)
     git_commit_all(project, "Template update")
     assert git_status(project) == ""
@@ -385,22 +388,12 @@ def test_an_update_from_0_1_0_carries_or_names_every_changed_setting(
         ("data.synthetic_rows", "5000"),
     ]:
         assert f"{removed} was removed (yours was {value}); see " in said
-    run(["make", "install"], project, offline=True)
-    loaded = run(
-        [
-            ".venv/bin/python",
-            "-c",
-            f"from {PACKAGE}.automation.policy import load_policy\n"
-            f"from {PACKAGE}.monitoring.config import load_config\n"
-            f"from {PACKAGE}.training.config import load_config as load_training\n"
-            "policy, monitoring = load_policy(), load_config()\n"
-            "load_training()\n"
-            "print(policy.triggers.degradation, policy.gate.prediction_range,"
-            " monitoring.checks.limit, monitoring.drift.min_rows)",
-        ],
+    loaded = configs_say(
         project,
+        "policy.triggers.degradation, policy.gate.prediction_range,"
+        " monitoring.checks.limit, monitoring.drift.min_rows",
     )
-    assert loaded.stdout.split() == ["0.25", "(-1.0,", "120.0)", "8.0", "200"]
+    assert loaded.split() == ["0.25", "(-1.0,", "120.0)", "8.0", "200"]
     run(["make", "doctor"], project)
     git_commit_all(project, "Template update")
     assert git_status(project) == ""
