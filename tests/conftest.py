@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import shutil
 import subprocess
@@ -14,6 +15,8 @@ from typing import NoReturn
 
 import pytest
 import yaml
+
+from tests.engines import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 # copier commits inside temporary clones during updates: give git an identity.
@@ -114,7 +117,16 @@ def project_env() -> dict[str, str]:
     env.setdefault("UV_CACHE_DIR", str(Path.home() / ".cache" / "uv"))  # one cache for all
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     env["DO_NOT_TRACK"] = "1"
+    # The projects' local Prefect server (`make automation`, `make prefect-server`) on a port of
+    # this test process: a project's command never finds another worker's server (stopped while
+    # it runs) or a developer's own on 4200.
+    env["PREFECT_SERVER_API_PORT"] = str(_prefect_server_port())
     return env
+
+
+@functools.cache
+def _prefect_server_port() -> int:
+    return free_port()
 
 
 def run(
