@@ -121,6 +121,16 @@ def project_env() -> dict[str, str]:
     # this test process: a project's command never finds another worker's server (stopped while
     # it runs) or a developer's own on 4200.
     env["PREFECT_SERVER_API_PORT"] = str(_prefect_server_port())
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers:
+        # This suite's workers already fill the cores: a generated `make test` runs in one
+        # process (its own workers would repeat every session fixture: +35% CPU at level 4),
+        # and native thread pools get this worker's share (OpenMP spinning on busy cores made a
+        # tree fit 10x slower).
+        env["TEST_WORKERS"] = "0"
+        share = str(max(1, (os.cpu_count() or 1) // workers))
+        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(name, share)
     return env
 
 

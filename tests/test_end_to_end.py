@@ -45,7 +45,17 @@ MAKE_TARGETS: dict[int, list[str]] = {
     ],
     # Then the closed loop over generated months, on a registry of its own (.mlops/simulation),
     # and the level's own slow tests (a retraining killed midway); level 3 ran the others.
-    4: ["lint", "test", "test-slow ARGS=tests/automation", "data", "train", CHALLENGER, "simulate"],
+    # `test` on the project's own parallel workers, as a user runs it (elsewhere this suite's
+    # workers run generated suites in one process each).
+    4: [
+        "lint",
+        "test TEST_WORKERS=2",
+        "test-slow ARGS=tests/automation",
+        "data",
+        "train",
+        CHALLENGER,
+        "simulate",
+    ],
 }
 
 # Run inside a generated project's venv: the registered versions and their aliases.

@@ -128,19 +128,47 @@ def make_test_pairs() -> list[tuple[int, int]]:
     return [(a, b) for a, b in MAKE_TEST_UPGRADES if {a, b} - {0} <= have]
 
 
+def tracked_files(project: Path) -> dict[str, bytes]:
+    """The project's committed files and their bytes, but for the user's kept copies and the
+    lock (an update keeps the project's; `make lock` resolves the new level's next)."""
+    listed = git(project, "ls-files", "-z").split("\0")
+    return {
+        path: (project / path).read_bytes()
+        for path in listed
+        if path and path != "uv.lock" and not path.startswith(f"{KEPT_DIR}/")
+    }
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("start", "target"), make_test_pairs())
-def test_upgrade_passes_its_own_tests(
-    project_at: Callable[[int], Path], start: int, target: int
+def test_upgrade_is_a_fresh_project_with_the_users_work(
+    project_at: Callable[[int], Path],
+    generated: Callable[[int], Path],
+    tmp_path: Path,
+    start: int,
+    target: int,
 ) -> None:
+    """Moved up, a project holds byte for byte what a fresh project of that level holds with
+    the same work done in it. That project's own suite runs in test_end_to_end (and with every
+    config value edited in test_config_edits): here the upgraded one locks, installs, collects
+    every test, and its doctor is content. Level 0's work (a notebook and its requirements)
+    has no place in a fresh package: from there the whole suite runs."""
     project = project_at(start)
     apply_user_edits(project, start)
     git_commit_all(project, "user work")
     update(project, target)
     git_commit_all(project, f"level {target}")
+    if start:
+        fresh = tmp_path / "fresh"
+        shutil.copytree(generated(target), fresh)
+        apply_user_edits(fresh, start)
+        git_commit_all(fresh, "the same work")
+        upgraded, expected = tracked_files(project), tracked_files(fresh)
+        assert sorted(upgraded) == sorted(expected)
+        assert [path for path in expected if upgraded[path] != expected[path]] == []
     run(["make", "lock"], project)  # the new level's extras and the user's dependency
     run(["make", "install"], project)
-    run(["make", "test"], project)
+    run(["make", "test", *(() if start == 0 else ("ARGS=--collect-only -q",))], project)
     run(["make", "doctor"], project)
 
 
