@@ -14,9 +14,11 @@ Service ready: process start to the first 200 answer to a one-row prediction, fo
 project's ``serve`` and for ``mlflow models serve --env-manager local`` of the same
 registered champion, alternated in every round (goal: at most 0.3x mlflow's).
 
-Commands that run a Prefect flow (``score``, ``monitor``, ``promote``) start Prefect's
-temporary server unless ``make prefect-server`` runs; this benchmark runs none, as a user's
-first ``make monitor`` does.
+Commands that run a Prefect flow (``score``, ``monitor``, ``promote``) use the project's
+Prefect server, which the preparation's first ``make train`` started in the background, as a
+user's first command does (the default, ``MLOPS_PREFECT_SERVER=keep``); it is stopped at the
+end. ``MLOPS_PREFECT_SERVER=temporary`` in the environment measures a temporary server per
+command instead.
 """
 
 from __future__ import annotations
@@ -301,11 +303,25 @@ def report(
     result.chart.append((f"service ready / ({goal})", share / TARGET_READY_RATIO))
 
 
+def _prefect_mode() -> str:
+    if os.environ.get("MLOPS_PREFECT_SERVER") == "temporary":
+        return "a temporary Prefect server each (`MLOPS_PREFECT_SERVER=temporary`)"
+    return "the project's Prefect server, started by the first `make train` and kept"
+
+
+def stop_prefect_server(project: Path) -> None:
+    """Stop the Prefect server the project's first command left running, if one did."""
+    sh([_python(project), "-m", package_of(project), "prefect-server", "--stop"], project)
+
+
 def measure(project: Path, work: Path, options: Options) -> Result:
-    prepare(project)
     sizes = QUICK_SIZES if options.quick else SIZES
-    ready = measure_ready(project, work, options)
-    commands = {size: measure_commands(project, work, size, options) for size in sizes}
+    try:
+        prepare(project)
+        ready = measure_ready(project, work, options)
+        commands = {size: measure_commands(project, work, size, options) for size in sizes}
+    finally:
+        stop_prefect_server(project)
     result = Result(
         name="everyday",
         title="Everyday commands: wall time over the floor; service ready vs mlflow models serve",
@@ -320,8 +336,7 @@ def measure(project: Path, work: Path, options: Options) -> Result:
         f"command in a fresh process, as `make` runs it, on a level-4 project. Floor: `python "
         f'-c "{FLOOR}"` in the project\'s venv, timed in the same rounds; goal (issue 23): the '
         f"floor plus {TARGET_OVER_FLOOR:g} s. `score`, `monitor` and `promote` run a Prefect "
-        "flow: without `make prefect-server` running, each starts and stops Prefect's "
-        "temporary server. Load average at the end (1, 5, 15 min): " + load_average + ".",
+        f"flow, on {_prefect_mode()}. Load average at the end (1, 5, 15 min): {load_average}.",
         f"Service ready: process start to the first 200 to a one-row prediction, the project's "
         f"`serve` (level 4: with alias polling) against `mlflow models serve --env-manager "
         f"local` of the same champion; {rounds} alternating round(s); the seconds column is "

@@ -6,10 +6,12 @@ import fcntl
 import functools
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import NoReturn
 
@@ -117,10 +119,12 @@ def project_env() -> dict[str, str]:
     env.setdefault("UV_CACHE_DIR", str(Path.home() / ".cache" / "uv"))  # one cache for all
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     env["DO_NOT_TRACK"] = "1"
-    # The projects' local Prefect server (`make automation`, `make prefect-server`) on a port of
-    # this test process: a project's command never finds another worker's server (stopped while
-    # it runs) or a developer's own on 4200.
+    # The projects' local Prefect server, which the first command that runs a flow starts in
+    # the background, on a port and home of this test process: the commands of every project
+    # here share it, never find another worker's (stopped while they run) or a developer's own
+    # on 4200, and the session stops it.
     env["PREFECT_SERVER_API_PORT"] = str(_prefect_server_port())
+    env["PREFECT_HOME"] = str(_prefect_home())
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers:
         # This suite's workers already fill the cores: a generated `make test` runs in one
@@ -137,6 +141,23 @@ def project_env() -> dict[str, str]:
 @functools.cache
 def _prefect_server_port() -> int:
     return free_port()
+
+
+@functools.cache
+def _prefect_home() -> Path:
+    return Path(tempfile.mkdtemp(prefix="prefect-home-"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_background_prefect_server() -> Iterator[None]:
+    """Stop the Prefect server a project's command left running in this process's home (it
+    outlives the command by design: `make prefect-stop` reads the same file)."""
+    yield
+    if _prefect_home.cache_info().currsize:
+        pid_file = _prefect_home() / "server.pid"
+        if pid_file.is_file():
+            with suppress(ProcessLookupError, ValueError):
+                os.killpg(int(pid_file.read_text()), signal.SIGTERM)
 
 
 def run(

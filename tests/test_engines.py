@@ -533,6 +533,9 @@ def test_one_process_serves_the_scheduled_flows(stack: Stack, traffic: dict[str,
     # Given a champion and recent traffic, and no Prefect server configured
     env = {**stack.env, **traffic}
     del env["PREFECT_API_URL"]
+    # a port and home of its own: not the server other commands of this process left running
+    env["PREFECT_SERVER_API_PORT"] = str(engines.free_port())
+    env["PREFECT_HOME"] = str(stack.project.parent / "automation-prefect-home")
     log = stack.project.parent / "automation.log"
     python = str(stack.project / ".venv" / "bin" / "python")
     cmd = [python, "-m", f"{PACKAGE}.automation", "serve-flows"]

@@ -23,12 +23,13 @@ DEFAULT_CONFIG = Path("configs/monitoring.yaml")
 Handler = Callable[[argparse.Namespace], int | None]
 
 
-def _prepare(args: argparse.Namespace) -> MonitoringConfig:
-    """Offline defaults for MLflow and Prefect, then the monitoring configuration."""
+def _prepare(args: argparse.Namespace, runs_flow: bool = True) -> MonitoringConfig:
+    """Offline defaults for MLflow and Prefect (a Prefect server if the command runs a flow),
+    then the monitoring configuration."""
     from ..training.environment import set_offline_defaults, use_local_prefect_server
 
     set_offline_defaults()
-    use_local_prefect_server()
+    use_local_prefect_server(start=runs_flow)
     from .config import load_config
 
     config: MonitoringConfig = load_config(args.config, tuple(args.overrides))
@@ -115,7 +116,7 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _attach_truth(args: argparse.Namespace) -> None:
-    config = _prepare(args)
+    config = _prepare(args, runs_flow=False)
     from ..serving.store import attach_ground_truth, make_engine
     from .ground_truth import describe, truth_from_file
 
@@ -128,7 +129,7 @@ def _attach_truth(args: argparse.Namespace) -> None:
 
 
 def _prune_log(args: argparse.Namespace) -> int:
-    config = _prepare(args)
+    config = _prepare(args, runs_flow=False)
     from datetime import UTC, datetime
 
     from ..outcomes import ExitCode

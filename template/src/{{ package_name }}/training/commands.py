@@ -139,23 +139,41 @@ def _positive_int(text: str) -> int:
 
 
 def prefect_server(args: argparse.Namespace) -> int:
-    """Run the project's local Prefect server on 127.0.0.1 until Ctrl-C; say who uses it."""
+    """Run the project's local Prefect server on 127.0.0.1 until Ctrl-C; say who uses it.
+    ``--stop``: stop the one a command started in the background."""
     import os
     import signal
 
     from . import environment
-    from .local_server import exit_on_sigterm, local_port, local_server, run_until_stopped
+    from .local_server import (
+        exit_on_sigterm,
+        healthy,
+        local_api_url,
+        local_port,
+        local_server,
+        run_until_stopped,
+        stop_detached,
+    )
 
     environment.set_offline_defaults()
-    exit_on_sigterm()
     home = Path(os.environ["PREFECT_HOME"]).expanduser()
+    if args.stop:
+        print(stop_detached(home))
+        return 0
+    if healthy(local_api_url()):
+        print(
+            f"a Prefect server already answers at {local_api_url()}: the project's commands use "
+            "it (`make prefect-stop` stops one they started in the background)"
+        )
+        return 0
+    exit_on_sigterm()
 
     def serve_until_stopped() -> None:
         with local_server(home, local_port()) as api_url:
             print(
                 f"Prefect server at {api_url} (database and log in {home}); Ctrl-C stops it.\n"
-                f"While it runs, the project's commands (train, ...) use it instead of starting\n"
-                f"a temporary one, and their runs stay visible; for `prefect` commands:\n"
+                f"While it runs, the project's commands (train, ...) use it, and their runs stay\n"
+                f"visible; for `prefect` commands:\n"
                 f"  export PREFECT_API_URL={api_url}",
                 flush=True,
             )
@@ -197,9 +215,14 @@ def register(commands: Any) -> None:
 
     server = commands.add_parser(
         "prefect-server",
-        help="run the project's local Prefect server until Ctrl-C (commands then use it)",
+        help="run the project's local Prefect server until Ctrl-C (--stop: stop the "
+        "background one)",
         description="Run a Prefect server on 127.0.0.1:4200 (PREFECT_SERVER_API_PORT moves it) "
-        "with its database in .mlops/prefect/. While it runs, commands use it instead of "
-        "starting a temporary server each time, and their runs stay visible in it.",
+        "with its database in .mlops/prefect/, in the foreground. Without it, the first command "
+        "that runs a flow starts the same server in the background and leaves it up for the "
+        "next ones (MLOPS_PREFECT_SERVER=temporary: a temporary server per command instead).",
+    )
+    server.add_argument(
+        "--stop", action="store_true", help="stop the server a command started in the background"
     )
     server.set_defaults(handler=prefect_server)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,17 +41,44 @@ def set_offline_defaults(project_dir: Path | None = None) -> None:
     mute_known_noise()
 
 
-def use_local_prefect_server() -> str | None:
-    """Point Prefect at the project's local server (``make prefect-server``) if it runs and
-    ``PREFECT_API_URL`` is not set: no temporary server is started and stopped for the command,
-    and its runs stay visible there. The server's API address, or None."""
+#: How commands that run a flow get a Prefect server when ``PREFECT_API_URL`` is unset:
+#: ``keep`` (the default) starts the project's local one in the background on first use and
+#: leaves it up for the next commands; ``temporary`` lets Prefect start a temporary server per
+#: command and stop it at the end (about ten seconds each, and its runs are forgotten).
+SERVER_MODE = "MLOPS_PREFECT_SERVER"
+SERVER_MODES = ("keep", "temporary")
+
+
+def use_local_prefect_server(start: bool = True) -> str | None:
+    """Point Prefect at the project's local server (``make prefect-server``, or one an earlier
+    command left running) when ``PREFECT_API_URL`` is not set; with none running, start one in
+    the background if ``start`` and :data:`SERVER_MODE` allow. Its API address, or None
+    (Prefect as configured). Exits with one error line if the mode is unknown or the server
+    does not start."""
     if os.environ.get("PREFECT_API_URL"):
         return None
-    from .local_server import healthy, local_api_url
+    from .local_server import ServerError, healthy, local_api_url, local_port, start_detached
 
     url = local_api_url()
     if not healthy(url):
-        return None
+        mode = os.environ.get(SERVER_MODE) or SERVER_MODES[0]
+        if mode not in SERVER_MODES:
+            raise SystemExit(f"error: {SERVER_MODE}={mode!r}: expected one of {SERVER_MODES}")
+        if not start or mode == "temporary":
+            return None
+        home = Path(os.environ["PREFECT_HOME"]).expanduser()
+        try:
+            url = start_detached(home, local_port())
+        except ServerError as exc:
+            raise SystemExit(
+                f"error: {exc}\n(`{SERVER_MODE}=temporary` runs each command on a temporary "
+                "server instead)"
+            ) from None
+        print(
+            f"started the project's Prefect server at {url} (log in {home}); it stays up for "
+            "the next commands, `make prefect-stop` stops it",
+            file=sys.stderr,
+        )
     os.environ["PREFECT_API_URL"] = url
     return url
 
