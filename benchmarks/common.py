@@ -79,6 +79,9 @@ def fmt(x: float, digits: int = 2) -> str:
 def env(**extra: str) -> dict[str, str]:
     """Offline, quiet environment with a git identity and the shared uv cache."""
     out = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_PROJECT"))}
+    # Bytecode is cached, as on a user's machine: some images set PYTHONDONTWRITEBYTECODE, and
+    # then every command timed here would recompile what it imports (~5 s of the floor alone).
+    out.pop("PYTHONDONTWRITEBYTECODE", None)
     out["PATH"] = f"{BIN}{os.pathsep}{out.get('PATH', '')}"
     out.update(
         UV_PYTHON_DOWNLOADS="never",
