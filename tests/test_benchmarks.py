@@ -86,9 +86,11 @@ def test_everyday_reports_each_command_over_the_floor_and_the_ready_ratio() -> N
     seconds = {"floor": [4.0, 4.2], "predict": [6.1, 6.3], "score": [20.0, 22.0]}
     seconds |= {"attach-truth": [5.0, 5.0], "monitor": [30.0, 31.0], "promote": [9.0, 9.0]}
     result = Result("everyday", "t", ["command", "rows", "s", "floor", "over", "met"])
-    everyday.report(result, {1000: seconds}, {"service": [4.0, 5.0], "mlflow": [15.0, 15.0]})
+    ready = {"service": [4.0, 5.0], "mlflow": [15.0, 15.0]}
+    everyday.report(result, {1000: seconds}, ready, tests=[140.0, 95.0])
     rows = {row[0]: row for row in result.rows}
-    assert list(rows) == [*everyday.COMMANDS, "service ready"]
+    assert list(rows) == [*everyday.COMMANDS, "service ready", "make test"]
+    assert rows["make test"][2:] == ["95.0", "", "", "no"]  # the second run counts
     assert rows["predict"][4:] == ["2.1", "yes"]
     assert rows["monitor"][4:] == ["26.4", "no"]
     assert rows["service ready"][4:] == ["0.30x", "yes"]
