@@ -23,13 +23,8 @@ DEFAULT_CONFIG = Path("configs/monitoring.yaml")
 Handler = Callable[[argparse.Namespace], int | None]
 
 
-def _prepare(args: argparse.Namespace, runs_flow: bool = True) -> MonitoringConfig:
-    """Offline defaults for MLflow and Prefect (a Prefect server if the command runs a flow),
-    then the monitoring configuration."""
-    from ..training.environment import set_offline_defaults, use_local_prefect_server
-
-    set_offline_defaults()
-    use_local_prefect_server(start=runs_flow)
+def _prepare(args: argparse.Namespace) -> MonitoringConfig:
+    """The monitoring configuration (``_reported`` has set up MLflow and Prefect)."""
     from .config import load_config
 
     config: MonitoringConfig = load_config(args.config, tuple(args.overrides))
@@ -54,13 +49,18 @@ def _selection(args: argparse.Namespace, source: str | None) -> Selection | None
 def _reported(handler: Handler, runs_flow: bool = True) -> Handler:
     """Configuration and registry errors as one ``error:`` line (the CLI prints them).
 
-    ``runs_flow``: the handler runs a Prefect flow, so Prefect is imported first (it configures
-    its loggers on import; the filter goes on after). Other handlers do not pay for it.
+    First the offline defaults of MLflow and Prefect and the project's Prefect server (started
+    if ``runs_flow``: the handler runs a Prefect flow), before anything imports Prefect: it reads
+    its settings once, on import. Then Prefect, if the handler runs a flow (it configures its
+    loggers on import; the filter goes on after). Other handlers do not pay for it.
     """
 
     def run(args: argparse.Namespace) -> int | None:
         from ..training.config import ConfigError
+        from ..training.environment import set_offline_defaults, use_local_prefect_server
 
+        set_offline_defaults()
+        use_local_prefect_server(start=runs_flow)
         expected: tuple[type[Exception], ...] = (ConfigError,)
         try:
             if runs_flow:
@@ -116,7 +116,7 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _attach_truth(args: argparse.Namespace) -> None:
-    config = _prepare(args, runs_flow=False)
+    config = _prepare(args)
     from ..serving.store import attach_ground_truth, make_engine
     from .ground_truth import describe, truth_from_file
 
@@ -129,7 +129,7 @@ def _attach_truth(args: argparse.Namespace) -> None:
 
 
 def _prune_log(args: argparse.Namespace) -> int:
-    config = _prepare(args, runs_flow=False)
+    config = _prepare(args)
     from datetime import UTC, datetime
 
     from ..outcomes import ExitCode
