@@ -315,7 +315,8 @@ def report(
     goal = f"{TARGET_READY_RATIO:g} x mlflow models serve's"
     result.chart.append((f"service ready / ({goal})", share / TARGET_READY_RATIO))
     if tests:
-        seconds, verdict = tests[-1], "yes" if tests[-1] <= TARGET_TEST_SECONDS else "no"
+        seconds = tests[-1]  # the second run: the first warmed bytecode and the tests' cache
+        verdict = "yes" if seconds <= TARGET_TEST_SECONDS else "no"
         result.rows.append(["make test", "", fmt(seconds, 1), "", "", verdict])
         chart_label = f"make test / {TARGET_TEST_SECONDS:g} s"
         result.chart.append((chart_label, seconds / TARGET_TEST_SECONDS))
@@ -368,8 +369,12 @@ def measure(project: Path, work: Path, options: Options) -> Result:
             f"compiled bytecode and filled the tests' cache). Goal: at most "
             f"{TARGET_TEST_SECONDS:g} s."
         )
-    data = {"commands": commands, "ready": ready, "tests": tests}
-    result.data = {**data, "load_average": os.getloadavg()}
+    result.data = {
+        "commands": commands,
+        "ready": ready,
+        "tests": tests,
+        "load_average": os.getloadavg(),
+    }
     return result
 
 
